@@ -1,0 +1,15 @@
+"""Energy-based models in NumPyro, trained by maximum likelihood."""
+
+from numpyro_ebm.learning import MaximumLikelihood, Penalty
+from numpyro_ebm.models import BernoulliRBM, EnergyModel, Site
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BernoulliRBM",
+    "EnergyModel",
+    "MaximumLikelihood",
+    "Penalty",
+    "Site",
+    "__version__",
+]

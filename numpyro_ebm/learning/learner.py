@@ -1,0 +1,482 @@
+r"""Maximum-likelihood learning of energy models with MCMC fantasy particles.
+
+The gradient of the average negative log-likelihood −L(θ) = ⟨E_θ⟩_data + log Z_θ
+is
+
+.. math::
+
+    ∂_θ(−L) = ⟨∂_θ E_θ(x)⟩_{data} − ⟨∂_θ E_θ(x)⟩_{model} (+ ∂_θ E_{reg}(θ)),
+
+and the model average comes from fantasy particles drawn by a kernel. One
+update takes a minibatch, advances the fantasy particles ``num_sweeps`` steps
+at the current θ, and applies an Optax step to the gradient of the surrogate
+
+.. math::
+
+    \bar E_θ(x_{data}) − \bar E_θ(\mathrm{sg}(x_{fantasy})) + E_{reg}(θ),
+
+whose value is not the log-likelihood (use the estimators for that).
+
+With ``method="pcd"`` the fantasy particles are persistent chains whose number
+is independent of the batch size (Tieleman, "Training restricted Boltzmann
+machines using approximations to the likelihood gradient", ICML 2008). With
+``method="cd"`` the chains restart at the minibatch at every update
+(contrastive divergence CD-k, Hinton, Neural Computation 14(8), 2002).
+"""
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from numpyro_ebm.kernels.base import Kernel, random_position
+from numpyro_ebm.learning.penalty import Penalty, penalty_energy
+from numpyro_ebm.learning.state import (
+    LearnerState,
+    TrainingDivergedError,
+    TrainingHistory,
+    TrainingResult,
+    UpdateMetrics,
+)
+from numpyro_ebm.models.energy import EnergyModel
+from numpyro_ebm.models.validation import check_weights
+from numpyro_ebm.types import Array, ArrayLike, Configuration, Params, PRNGKey
+
+METHODS = ("pcd", "cd")
+
+
+def default_kernel(model: EnergyModel) -> Kernel:
+    """Return the fastest exact kernel this library has for ``model``."""
+    from numpyro_ebm.kernels.block_gibbs import block_gibbs
+    from numpyro_ebm.kernels.site_gibbs import site_gibbs
+
+    if callable(getattr(model, "hidden_logits", None)):
+        return block_gibbs(model)
+    if all(site.is_discrete for site in model.sites):
+        return site_gibbs(model)
+    raise NotImplementedError(
+        f"no default kernel for {model!r}: it has real-valued sites; pass `kernel=`."
+    )
+
+
+class MaximumLikelihood:
+    """Maximum-likelihood learner of an energy model, shaped like NumPyro's ``SVI``.
+
+    Parameters
+    ----------
+    model
+        The energy model to fit.
+    optimizer
+        Any Optax gradient transformation, for example ``optax.sgd(0.05)`` or
+        ``optax.adam(1e-3)`` (schedules included).
+    kernel
+        Fantasy-particle kernel (``init``/``step`` pair). Defaults to block
+        Gibbs for RBMs and single-site Gibbs for other discrete models.
+    num_chains
+        Number of persistent chains for ``method="pcd"``; ignored for ``"cd"``,
+        where every minibatch example starts one chain.
+    num_sweeps
+        Kernel steps per update (the k of CD-k and PCD-k).
+    method
+        ``"pcd"`` (persistent chains) or ``"cd"`` (chains restarted at the
+        minibatch).
+    penalty
+        L1/L2 penalties on chosen parameters, see :class:`Penalty`.
+
+    Examples
+    --------
+    >>> import jax, optax
+    >>> from numpyro_ebm.models import BernoulliRBM
+    >>> rbm = BernoulliRBM(6, 2)
+    >>> data = jax.random.bernoulli(jax.random.key(0), 0.3, (40, 6))
+    >>> learner = MaximumLikelihood(rbm, optax.sgd(0.1), num_chains=8)
+    >>> result = learner.run(jax.random.key(1), data, num_epochs=2, batch_size=10,
+    ...                      progress_bar=False)
+    >>> result.history.energy_gap.shape
+    (8,)
+    """
+
+    def __init__(
+        self,
+        model: EnergyModel,
+        optimizer: optax.GradientTransformation,
+        *,
+        kernel: Kernel | None = None,
+        num_chains: int = 100,
+        num_sweeps: int = 1,
+        method: str = "pcd",
+        penalty: Penalty | None = None,
+    ):
+        if method not in METHODS:
+            raise ValueError(f"`method` must be one of {METHODS}; got {method!r}.")
+        for name, value in (("num_chains", num_chains), ("num_sweeps", num_sweeps)):
+            if not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
+        if not isinstance(optimizer, optax.GradientTransformation):
+            raise TypeError(
+                "`optimizer` must be an optax.GradientTransformation such as "
+                f"optax.sgd(0.05); got {type(optimizer).__name__}."
+            )
+        self.model = model
+        self.optimizer = optimizer
+        self.kernel = default_kernel(model) if kernel is None else kernel
+        self.num_chains = int(num_chains)
+        self.num_sweeps = int(num_sweeps)
+        self.method = method
+        self.penalty = Penalty() if penalty is None else penalty
+        self.penalty.check(model.param_names)
+        self._jit_update = jax.jit(self.update)
+        self._jit_epoch = jax.jit(self._epoch, static_argnums=3)
+
+    # -- pure functions ----------------------------------------------------------
+
+    def init(
+        self,
+        rng_key: PRNGKey,
+        params: Params | None = None,
+        *,
+        init_position: Configuration | ArrayLike | None = None,
+    ) -> LearnerState:
+        """Create the initial learner state.
+
+        Parameters
+        ----------
+        rng_key
+            Random key for the chains and all later updates.
+        params
+            Unconstrained initial parameters; ``model.init_params()`` by default.
+        init_position
+            Initial visible configurations of the chains, with a leading axis of
+            length ``num_chains`` (for example rows of the training data). By
+            default each chain starts from a uniformly random configuration.
+        """
+        params = self.model.init_params() if params is None else dict(params)
+        key_position, key_init, rng_key = jax.random.split(rng_key, 3)
+        if init_position is None:
+            keys = jax.random.split(key_position, self.num_chains)
+            sites = self.model.visible_sites
+            position = jax.vmap(lambda k: random_position(k, sites))(keys)
+        else:
+            position = self.model.as_configuration(init_position, name="init_position")
+            count = jax.tree.leaves(position)[0].shape[0]
+            if count != self.num_chains:
+                raise ValueError(
+                    f"`init_position` has {count} configurations but `num_chains` "
+                    f"is {self.num_chains}; pass one configuration per chain."
+                )
+        chains = self._init_chains(key_init, position, params)
+        opt_state = self.optimizer.init(params)
+        return LearnerState(
+            params, opt_state, chains, rng_key, jnp.zeros((), jnp.int32)
+        )
+
+    def _init_chains(self, rng_key, position, params):
+        count = jax.tree.leaves(position)[0].shape[0]
+        keys = jax.random.split(rng_key, count)
+        return jax.vmap(self.kernel.init, in_axes=(0, 0, None))(keys, position, params)
+
+    def _advance_chains(self, rng_key, chains, params):
+        def sweep(chains, key):
+            count = jax.tree.leaves(chains.position)[0].shape[0]
+            keys = jax.random.split(key, count)
+            chains, _ = jax.vmap(self.kernel.step, in_axes=(0, 0, None))(
+                keys, chains, params
+            )
+            return chains, None
+
+        chains, _ = jax.lax.scan(
+            sweep, chains, jax.random.split(rng_key, self.num_sweeps)
+        )
+        return chains
+
+    def update(
+        self, state: LearnerState, batch: Configuration, weights: Array | None = None
+    ) -> tuple[LearnerState, UpdateMetrics]:
+        """Take one maximum-likelihood step on a minibatch.
+
+        Parameters
+        ----------
+        state
+            Current learner state.
+        batch
+            Minibatch as returned by ``model.as_configuration`` (a dict of
+            visible site name to an array with a leading batch axis).
+        weights
+            Optional non-negative per-example weights of shape ``(batch,)``.
+
+        Returns
+        -------
+        tuple
+            The new state and the update's :class:`UpdateMetrics`.
+        """
+        rng_key, key_init, key_sweep = jax.random.split(state.rng_key, 3)
+        batch_size = jax.tree.leaves(batch)[0].shape[0]
+        weights = jnp.ones(batch_size) if weights is None else weights
+
+        if self.method == "cd":
+            chains = self._init_chains(key_init, batch, state.params)
+            chain_weights = weights
+        else:
+            chains = state.chains
+            chain_weights = jnp.ones(jax.tree.leaves(chains.position)[0].shape[0])
+        chains = self._advance_chains(key_sweep, chains, state.params)
+        fantasy = jax.lax.stop_gradient(chains.position)
+
+        def surrogate(params):
+            data_energy = _weighted_mean(self.model.energy(params, batch), weights)
+            fantasy_energy = _weighted_mean(
+                self.model.energy(params, fantasy), chain_weights
+            )
+            regulariser = penalty_energy(self.penalty, self.model.constrain(params))
+            return data_energy - fantasy_energy + regulariser, (
+                data_energy,
+                fantasy_energy,
+            )
+
+        grads, (data_energy, fantasy_energy) = jax.grad(surrogate, has_aux=True)(
+            state.params
+        )
+        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+
+        metrics = UpdateMetrics(
+            data_energy=data_energy,
+            fantasy_energy=fantasy_energy,
+            energy_gap=data_energy - fantasy_energy,
+            grad_norm=optax.tree.norm(grads),
+        )
+        new_state = LearnerState(params, opt_state, chains, rng_key, state.step + 1)
+        return new_state, metrics
+
+    def _epoch(self, state, data, weights, batch_size, shuffle_key):
+        """Shuffle, split into minibatches and scan the update over one epoch."""
+        count = weights.shape[0]
+        order = jax.random.permutation(shuffle_key, count)
+        num_batches = count // batch_size
+
+        def take(x):
+            x = x[order]
+            return x.reshape((num_batches, batch_size) + x.shape[1:])
+
+        batches = jax.tree.map(take, data)
+        batch_weights = take(weights)
+
+        def body(state, inputs):
+            batch, batch_weight = inputs
+            return self.update(state, batch, batch_weight)
+
+        return jax.lax.scan(body, state, (batches, batch_weights))
+
+    # -- driver ------------------------------------------------------------------
+
+    def run(
+        self,
+        rng_key: PRNGKey,
+        data: Configuration | ArrayLike,
+        *,
+        num_epochs: int,
+        batch_size: int,
+        weights: ArrayLike | None = None,
+        metrics: Mapping[str, Callable[[Params], Any]]
+        | Callable[[Params], Mapping[str, Any]]
+        | None = None,
+        metrics_every: int = 1,
+        init_state: LearnerState | None = None,
+        init_params: Params | None = None,
+        chains_from_data: bool = False,
+        progress_bar: bool = True,
+    ) -> TrainingResult:
+        """Fit the model to ``data`` for ``num_epochs`` epochs of minibatch updates.
+
+        Each epoch shuffles the data, pads it to a whole number of minibatches
+        with zero-weight rows (so every example is used), and runs one jitted
+        scan of :meth:`update`; the update compiles once for the whole run.
+
+        Parameters
+        ----------
+        rng_key
+            Random key (ignored when ``init_state`` is given).
+        data
+            Training data: an array for a model with one visible site, or a dict
+            keyed by visible site name. Integer and boolean arrays are cast.
+        num_epochs, batch_size
+            Number of passes over the data and examples per minibatch.
+        weights
+            Optional non-negative per-example weights.
+        metrics
+            Functions ``f(params) -> scalar`` keyed by name, or one function
+            ``f(params) -> {name: scalar}``, evaluated every ``metrics_every``
+            epochs (and after the last) outside the compiled loop, for example
+            an exact log-likelihood.
+        init_state
+            A state from an earlier run (``result.state``) to continue training.
+        init_params
+            Unconstrained initial parameters for a new run.
+        chains_from_data
+            Start the persistent chains at randomly chosen training examples
+            instead of uniformly random configurations.
+        progress_bar
+            Show a tqdm bar over epochs; switched off when the ``CI`` environment
+            variable is set.
+
+        Returns
+        -------
+        TrainingResult
+            Parameters, final chains, optimiser state, the full learner state
+            and the training history.
+
+        Raises
+        ------
+        TrainingDivergedError
+            If an energy, gradient or parameter becomes non-finite. The error
+            names the update and holds the last finite state in ``.state``.
+        """
+        data = self.model.as_configuration(data, name="data")
+        count = jax.tree.leaves(data)[0].shape[0]
+        weights = jnp.asarray(check_weights(weights, count), dtype=float)
+        _check_positive_int("num_epochs", num_epochs)
+        _check_positive_int("batch_size", batch_size)
+        _check_positive_int("metrics_every", metrics_every)
+        if self.method == "cd" and init_state is not None:
+            _check_cd_chain_count(init_state, batch_size)
+
+        state = init_state
+        if state is None:
+            init_position = None
+            if chains_from_data or self.method == "cd":
+                rng_key, key_rows = jax.random.split(rng_key)
+                size = batch_size if self.method == "cd" else self.num_chains
+                rows = jax.random.choice(key_rows, count, (size,), replace=size > count)
+                init_position = jax.tree.map(lambda x: x[rows], data)
+            learner = self if self.method == "pcd" else self._with_chains(batch_size)
+            state = learner.init(rng_key, init_params, init_position=init_position)
+
+        padded_data, padded_weights = _pad_to_batches(data, weights, batch_size)
+        history = _HistoryBuilder(metrics)
+        show = progress_bar and not os.environ.get("CI")
+        epochs = tqdm(
+            range(num_epochs), desc="training", disable=not show, unit="epoch"
+        )
+        for epoch in epochs:
+            last_good = state
+            shuffle_key = jax.random.fold_in(state.rng_key, state.step)
+            state, update_metrics = self._jit_epoch(
+                state, padded_data, padded_weights, batch_size, shuffle_key
+            )
+            _raise_if_diverged(update_metrics, state, last_good)
+            history.add_updates(update_metrics)
+            if metrics and (
+                (epoch + 1) % metrics_every == 0 or epoch + 1 == num_epochs
+            ):
+                history.add_metrics(epoch, state.params)
+            epochs.set_postfix(history.postfix(), refresh=False)
+
+        return TrainingResult(
+            params=state.params,
+            chains=state.chains,
+            opt_state=state.opt_state,
+            state=state,
+            history=history.build(),
+        )
+
+    def _with_chains(self, num_chains: int) -> "MaximumLikelihood":
+        learner = object.__new__(type(self))
+        learner.__dict__.update(self.__dict__)
+        learner.num_chains = num_chains
+        return learner
+
+
+def _weighted_mean(values: Array, weights: Array) -> Array:
+    return jnp.sum(values * weights) / jnp.sum(weights)
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
+
+
+def _check_cd_chain_count(state: LearnerState, batch_size: int) -> None:
+    count = jax.tree.leaves(state.chains.position)[0].shape[0]
+    if count != batch_size:
+        raise ValueError(
+            f"`init_state` holds {count} chains but CD restarts one chain per "
+            f"example of the minibatch, and `batch_size` is {batch_size}."
+        )
+
+
+def _pad_to_batches(data, weights, batch_size):
+    """Append zero-weight copies of the first rows up to a multiple of the batch size."""
+    count = weights.shape[0]
+    padding = (-count) % batch_size
+    if padding == 0:
+        return data, weights
+    rows = jnp.arange(padding) % count
+    data = jax.tree.map(lambda x: jnp.concatenate([x, x[rows]]), data)
+    weights = jnp.concatenate([weights, jnp.zeros(padding, weights.dtype)])
+    return data, weights
+
+
+def _raise_if_diverged(metrics: UpdateMetrics, state: LearnerState, last_good) -> None:
+    finite = np.isfinite(np.asarray(metrics.data_energy))
+    finite &= np.isfinite(np.asarray(metrics.fantasy_energy))
+    finite &= np.isfinite(np.asarray(metrics.grad_norm))
+    params_finite = all(
+        bool(jnp.all(jnp.isfinite(p))) for p in jax.tree.leaves(state.params)
+    )
+    if finite.all() and params_finite:
+        return
+    first = int(np.argmin(finite)) if not finite.all() else finite.size - 1
+    update = int(last_good.step) + first + 1
+    raise TrainingDivergedError(
+        f"training diverged at update {update}: an energy, gradient or parameter "
+        "became non-finite. Lower the learning rate, add an L2 penalty, or check "
+        "the data; `error.state` holds the state from before this epoch.",
+        state=last_good,
+    )
+
+
+class _HistoryBuilder:
+    """Accumulate per-update metrics and per-epoch user metrics on the host."""
+
+    def __init__(self, metrics):
+        self.metrics = metrics
+        self.updates: list[UpdateMetrics] = []
+        self.metric_values: dict[str, list[float]] = {}
+        self.metric_epochs: list[int] = []
+
+    def add_updates(self, metrics: UpdateMetrics) -> None:
+        self.updates.append(jax.device_get(metrics))
+
+    def add_metrics(self, epoch: int, params: Params) -> None:
+        if callable(self.metrics):
+            values = self.metrics(params)
+        else:
+            values = {name: fn(params) for name, fn in self.metrics.items()}
+        self.metric_epochs.append(epoch + 1)
+        for name, value in values.items():
+            self.metric_values.setdefault(name, []).append(float(value))
+
+    def postfix(self) -> dict[str, str]:
+        last = self.updates[-1]
+        postfix = {"gap": f"{float(np.mean(last.energy_gap)):+.3f}"}
+        for name, values in self.metric_values.items():
+            postfix[name] = f"{values[-1]:.4g}"
+        return postfix
+
+    def build(self) -> TrainingHistory:
+        def concat(field):
+            return np.concatenate([np.asarray(getattr(u, field)) for u in self.updates])
+
+        return TrainingHistory(
+            data_energy=concat("data_energy"),
+            fantasy_energy=concat("fantasy_energy"),
+            energy_gap=concat("energy_gap"),
+            grad_norm=concat("grad_norm"),
+            metrics={k: np.asarray(v) for k, v in self.metric_values.items()},
+            metric_epochs=np.asarray(self.metric_epochs, dtype=int),
+        )

@@ -1,0 +1,52 @@
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def run_example(name, argv, monkeypatch):
+    monkeypatch.setattr(sys, "argv", [name, *argv])
+    module = runpy.run_path(str(EXAMPLES / name))
+    return module["main"](argv)
+
+
+def test_rbm_digits_example_small(tmp_path, monkeypatch):
+    metrics = run_example(
+        "rbm_digits.py",
+        [
+            "--hidden",
+            "4",
+            "--epochs",
+            "3",
+            "--chains",
+            "10",
+            "--eval-every",
+            "1",
+            "--trace-sweeps",
+            "50",
+            "--output",
+            str(tmp_path),
+            "--no-progress",
+        ],
+        monkeypatch,
+    )
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    for key in (
+        "test_log_likelihood",
+        "train_log_likelihood",
+        "independent_test_log_likelihood",
+        "max_rhat",
+        "min_ess",
+    ):
+        assert key in written
+    assert written["test_log_likelihood"] == pytest.approx(
+        metrics["test_log_likelihood"]
+    )
+    assert (tmp_path / "particles.png").exists()
+    assert (tmp_path / "learning_curves.png").exists()
+    # Even 3 epochs of a 64-4 RBM beat the independent-pixels model on test images.
+    assert written["test_log_likelihood"] > written["independent_test_log_likelihood"]
