@@ -1,5 +1,14 @@
 """Estimators of log Z, likelihoods and their gradients for energy models."""
 
+from numpyro_ebm.estimators.ais import (
+    AISResult,
+    LogLikelihoodEstimate,
+    ais,
+    ais_log_likelihood,
+    ais_metric,
+    default_schedule,
+    reverse_ais,
+)
 from numpyro_ebm.estimators.exact import (
     MAX_EXACT_CONFIGURATIONS,
     entropy,
@@ -8,12 +17,29 @@ from numpyro_ebm.estimators.exact import (
     log_likelihood,
     log_partition,
 )
+from numpyro_ebm.estimators.paths import (
+    AnnealingPath,
+    base_rate_logits,
+    geometric_path,
+    rbm_path,
+)
 
 __all__ = [
+    "AISResult",
+    "AnnealingPath",
+    "LogLikelihoodEstimate",
     "MAX_EXACT_CONFIGURATIONS",
+    "ais",
+    "ais_log_likelihood",
+    "ais_metric",
+    "base_rate_logits",
+    "default_schedule",
     "entropy",
     "exact_gradient",
+    "geometric_path",
     "kl_divergence",
     "log_likelihood",
     "log_partition",
+    "rbm_path",
+    "reverse_ais",
 ]
