@@ -242,7 +242,7 @@ def base_rate_logits(
     >>> from numpyro_ebm.models import EnergyModel
     >>> model = EnergyModel.from_energy_fn(lambda p, x: 0.0 * x.sum(), {}, 2)
     >>> logits = base_rate_logits(model, np.array([[1, 0], [1, 1]]), pseudocount=0.5)
-    >>> np.round(np.exp(logits["x"][0]), 3).tolist()
+    >>> [round(float(p), 3) for p in np.exp(logits["x"][0])]
     [0.167, 0.833]
     """
     from numpyro_ebm.models.validation import check_weights
