@@ -50,3 +50,52 @@ def test_rbm_digits_example_small(tmp_path, monkeypatch):
     assert (tmp_path / "learning_curves.png").exists()
     # Even 3 epochs of a 64-4 RBM beat the independent-pixels model on test images.
     assert written["test_log_likelihood"] > written["independent_test_log_likelihood"]
+
+
+MNIST_FOLDER = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+@pytest.mark.skipif(not MNIST_FOLDER.exists(), reason="MNIST files not found")
+def test_rbm_mnist_example_small(tmp_path, monkeypatch):
+    metrics = run_example(
+        "rbm_mnist.py",
+        [
+            "--data",
+            str(MNIST_FOLDER),
+            "--train-size",
+            "500",
+            "--hidden",
+            "8",
+            "--epochs",
+            "2",
+            "--chains",
+            "20",
+            "--ais-runs",
+            "10",
+            "--ais-betas",
+            "50",
+            "--burn-in",
+            "20",
+            "--output",
+            str(tmp_path),
+            "--no-progress",
+        ],
+        monkeypatch,
+    )
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    for key in (
+        "ais_test_log_likelihood",
+        "ais_standard_error",
+        "reverse_ais_test_log_likelihood",
+        "num_hidden",
+        "train_size",
+        "test_size",
+    ):
+        assert key in written
+    assert written["train_size"] == 500
+    assert written["test_size"] == 9500
+    assert written["ais_test_log_likelihood"] == pytest.approx(
+        metrics["ais_test_log_likelihood"]
+    )
+    for name in ("particles.png", "filters.png", "learning_curves.png"):
+        assert (tmp_path / name).exists()

@@ -159,7 +159,7 @@ def test_epoch_data_term_averages_every_example():
     )
     data = np.array([[1, 0, 0]] * 3 + [[0, 1, 0]] * 2 + [[0, 0, 1]] * 2)
     learner = MaximumLikelihood(model, optax.sgd(0.0), num_chains=4)
-    # A single minibatch of 10 holds the 7 rows and 3 zero-weight copies.
+    # A single minibatch of 10 contains the 7 rows and 3 zero-weight copies.
     result = learner.run(
         jax.random.key(0), data, num_epochs=1, batch_size=10, progress_bar=False
     )

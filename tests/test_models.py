@@ -68,7 +68,7 @@ def test_numpyro_and_energy_fn_gradients_agree():
 def test_param_constraint_is_respected():
     model = EnergyModel.from_numpyro(fully_visible_bm, 3)
     unconstrained = model.init_params()
-    # The optimiser sees log(temperature); the model sees the temperature.
+    # The optimiser works on log(temperature), and the model uses the temperature.
     np.testing.assert_allclose(unconstrained["temperature"], np.log(2.0), rtol=1e-6)
     np.testing.assert_allclose(
         model.constrain(unconstrained)["temperature"], 2.0, rtol=1e-6

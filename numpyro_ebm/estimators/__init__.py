@@ -17,22 +17,32 @@ from numpyro_ebm.estimators.exact import (
     log_likelihood,
     log_partition,
 )
+from numpyro_ebm.estimators.moments import (
+    MomentComparison,
+    Moments,
+    compare_moments,
+    moments,
+)
 from numpyro_ebm.estimators.paths import (
     AnnealingPath,
     base_rate_logits,
     geometric_path,
     rbm_path,
 )
+from numpyro_ebm.estimators.pseudo_likelihood import pseudo_log_likelihood
 
 __all__ = [
     "AISResult",
     "AnnealingPath",
     "LogLikelihoodEstimate",
     "MAX_EXACT_CONFIGURATIONS",
+    "MomentComparison",
+    "Moments",
     "ais",
     "ais_log_likelihood",
     "ais_metric",
     "base_rate_logits",
+    "compare_moments",
     "default_schedule",
     "entropy",
     "exact_gradient",
@@ -40,6 +50,8 @@ __all__ = [
     "kl_divergence",
     "log_likelihood",
     "log_partition",
+    "moments",
+    "pseudo_log_likelihood",
     "rbm_path",
     "reverse_ais",
 ]

@@ -7,7 +7,7 @@ A kernel is a pair of pure functions for one chain,
 
 where ``position`` is a dict of the model's visible sites (one configuration,
 no batch axis), ``params`` are the model's unconstrained parameters θ, and
-``State`` is a NamedTuple whose ``position`` field holds the current visible
+``State`` is a NamedTuple whose ``position`` field is the current visible
 configuration. θ is an argument of every step, so a kernel never samples from
 parameters frozen at initialisation. Chains are an array axis: callers
 ``jax.vmap`` both functions over keys and states. Nothing here is jitted.
@@ -92,7 +92,7 @@ class EnergyMCMCKernel(MCMCKernel):
                     num_chains=8, chain_method="vectorized")
         mcmc.run(rng_key, params, init_params=initial_positions)
 
-    ``init_params`` holds the initial visible configuration (with a leading
+    ``init_params`` is the initial visible configuration (with a leading
     chain axis when ``num_chains > 1``); without it, each chain starts from a
     uniformly random configuration. The collected samples are the visible
     sites, keyed by their NumPyro site names.

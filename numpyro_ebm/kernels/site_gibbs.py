@@ -8,9 +8,9 @@ redraws it from its exact conditional
     p(x_k = a \mid x_{-k}) ∝ \exp(−β E(x_{k \leftarrow a})),
 
 obtained by evaluating the energy once per value ``a`` of the element's
-domain. This needs nothing from the model but its energy, so it serves any
-model written in NumPyro syntax or as a plain function; a sweep over n
-elements with q values costs n·q energy evaluations. Models that expose
+domain. The kernel needs nothing from the model but its energy, so it serves
+any model written in NumPyro syntax or as a plain function. A sweep over n
+elements with q values costs n·q energy evaluations, so models that expose
 local fields have faster specialised kernels.
 """
 

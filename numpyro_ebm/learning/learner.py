@@ -293,9 +293,9 @@ class MaximumLikelihood:
     ) -> TrainingResult:
         """Fit the model to ``data`` for ``num_epochs`` epochs of minibatch updates.
 
-        Each epoch shuffles the data, pads it to a whole number of minibatches
-        with zero-weight rows (so every example is used), and runs one jitted
-        scan of :meth:`update`; the update compiles once for the whole run.
+        Each epoch shuffles the data and pads it with zero-weight rows to a whole
+        number of minibatches, so every example is used. It then runs one jitted
+        scan of :meth:`update`, which compiles once for the whole run.
 
         Parameters
         ----------
@@ -404,7 +404,7 @@ def _check_cd_chain_count(state: LearnerState, batch_size: int) -> None:
     count = jax.tree.leaves(state.chains.position)[0].shape[0]
     if count != batch_size:
         raise ValueError(
-            f"`init_state` holds {count} chains but CD restarts one chain per "
+            f"`init_state` contains {count} chains, but CD restarts one chain per "
             f"example of the minibatch, and `batch_size` is {batch_size}."
         )
 

@@ -404,7 +404,9 @@ def _inspect_numpyro_model(model, model_args, model_kwargs, rng_key):
         # Sample sites get zeros so that distributions without a sampler, such
         # as ImproperUniform, can be traced.
         if site["type"] == "sample" and not site["is_observed"]:
-            return jnp.zeros(site["fn"].shape())
+            domain = _site_domain(site["name"], site["fn"].support)
+            categorical = domain is not None and isinstance(domain[0], int)
+            return jnp.zeros(site["fn"].shape(), jnp.int32 if categorical else float)
         return None
 
     seeded = handlers.seed(model, rng_key)
