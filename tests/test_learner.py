@@ -367,3 +367,39 @@ def test_generic_numpyro_model_trains_toward_data():
     probs = jax.nn.sigmoid(result.params["bias"])
     assert probs[0] > 0.9
     np.testing.assert_allclose(probs[1:], [0.25, 0.75], atol=0.08)
+
+
+def test_energy_magnitude_penalty_gradient():
+    model = EnergyModel.from_energy_fn(
+        lambda p, x: -p["bias"] @ x, {"bias": jnp.array([1.0, 2.0])}, shape=2
+    )
+    batch = {"x": jnp.array([[1.0, 1.0]])}
+    start = jnp.array([[0.0, 1.0]])
+    plain = MaximumLikelihood(
+        model, optax.sgd(1.0), num_chains=1, kernel=site_gibbs(model, 0.0)
+    )
+    penalised = MaximumLikelihood(
+        model,
+        optax.sgd(1.0),
+        num_chains=1,
+        kernel=site_gibbs(model, 0.0),
+        penalty=Penalty(energy_magnitude=0.5),
+    )
+    state = plain.init(jax.random.key(0), init_position=start)
+    new_plain, _ = plain.update(state, batch)
+    new_penalised, _ = penalised.update(state, batch)
+    fantasy = new_plain.chains.position["x"][0]
+    # d/db of 0.5 (E_data^2 + E_fantasy^2) with E = -b.x is E_data (-x_data) + E_f (-x_f).
+    e_data = -(1.0 + 2.0)
+    e_fantasy = -float(jnp.array([1.0, 2.0]) @ fantasy)
+    extra = 0.5 * 2 * (e_data * -batch["x"][0] + e_fantasy * -fantasy)
+    np.testing.assert_allclose(
+        new_plain.params["bias"] - new_penalised.params["bias"], extra, rtol=1e-5
+    )
+
+
+def test_energy_magnitude_must_be_non_negative():
+    with pytest.raises(ValueError, match="energy_magnitude"):
+        MaximumLikelihood(
+            BernoulliRBM(3, 1), optax.sgd(0.1), penalty=Penalty(energy_magnitude=-1.0)
+        )

@@ -228,11 +228,16 @@ class MaximumLikelihood:
         fantasy = jax.lax.stop_gradient(chains.position)
 
         def surrogate(params):
-            data_energy = _weighted_mean(self.model.energy(params, batch), weights)
-            fantasy_energy = _weighted_mean(
-                self.model.energy(params, fantasy), chain_weights
-            )
+            data_energies = self.model.energy(params, batch)
+            fantasy_energies = self.model.energy(params, fantasy)
+            data_energy = _weighted_mean(data_energies, weights)
+            fantasy_energy = _weighted_mean(fantasy_energies, chain_weights)
             regulariser = penalty_energy(self.penalty, self.model.constrain(params))
+            if self.penalty.energy_magnitude:
+                squares = _weighted_mean(data_energies**2, weights) + _weighted_mean(
+                    fantasy_energies**2, chain_weights
+                )
+                regulariser = regulariser + self.penalty.energy_magnitude * squares
             return data_energy - fantasy_energy + regulariser, (
                 data_energy,
                 fantasy_energy,

@@ -13,20 +13,27 @@ class Penalty(NamedTuple):
 
     .. math::
 
-        E_{reg}(θ) = Σ_k λ_1^{(k)} ‖θ_k‖_1 + \tfrac{1}{2} Σ_k λ_2^{(k)} ‖θ_k‖_2^2,
+        E_{reg}(θ) = Σ_k λ_1^{(k)} ‖θ_k‖_1 + \tfrac{1}{2} Σ_k λ_2^{(k)} ‖θ_k‖_2^2
+            + α \left(\overline{E_θ(x_{data})^2} + \overline{E_θ(x_{fantasy})^2}\right),
 
     so the L2 term contributes λ₂·θ to the gradient ("weight decay").
-    Penalties act on constrained parameter values.
+    Penalties act on constrained parameter values. The last term, with
+    coefficient α = ``energy_magnitude``, keeps the energies of neural models
+    near zero (Du & Mordatch, "Implicit generation and modeling with
+    energy-based models", NeurIPS 2019).
 
     Attributes
     ----------
     l1, l2
         Coefficients keyed by parameter name; parameters not listed are not
         penalised. For example ``Penalty(l2={"weights": 1e-4})``.
+    energy_magnitude
+        Coefficient α of the squared-energy term.
     """
 
     l1: Mapping[str, float] = {}
     l2: Mapping[str, float] = {}
+    energy_magnitude: float = 0.0
 
     def check(self, param_names: Iterable[str]) -> None:
         """Raise ``ValueError`` for unknown parameter names or negative coefficients."""
@@ -47,6 +54,11 @@ class Penalty(NamedTuple):
                     raise ValueError(
                         f"`Penalty.{kind}[{name!r}]` must be non-negative; got {value}."
                     )
+        if not self.energy_magnitude >= 0:
+            raise ValueError(
+                "`Penalty.energy_magnitude` must be non-negative; got "
+                f"{self.energy_magnitude}."
+            )
 
 
 def penalty_energy(penalty: Penalty, params: Params) -> Array:
