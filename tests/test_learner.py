@@ -403,3 +403,35 @@ def test_energy_magnitude_must_be_non_negative():
         MaximumLikelihood(
             BernoulliRBM(3, 1), optax.sgd(0.1), penalty=Penalty(energy_magnitude=-1.0)
         )
+
+
+def test_history_records_kernel_info():
+    rbm = BernoulliRBM(6, 2)
+    data = np.random.default_rng(0).integers(0, 2, size=(20, 6))
+    learner = MaximumLikelihood(rbm, optax.sgd(0.05), num_chains=8)
+    result = learner.run(
+        jax.random.key(0), data, num_epochs=2, batch_size=10, progress_bar=False
+    )
+    activation = result.history.kernel_info["hidden_activation"]
+    assert activation.shape == (4,)
+    assert np.all((activation > 0) & (activation < 1))
+
+
+def test_kernel_adapt_hook_runs_after_sweeps():
+    """A kernel's `adapt` sees the batch of chains and the last sweep's info."""
+    from numpyro_ebm.kernels import Kernel, block_gibbs
+
+    rbm = BernoulliRBM(4, 2)
+    inner = block_gibbs(rbm)
+
+    def adapt(states, infos):
+        assert infos.hidden_activation.shape == (5,)
+        position = {"v": jnp.zeros_like(states.position["v"])}
+        return states._replace(position=position)
+
+    learner = MaximumLikelihood(
+        rbm, optax.sgd(0.0), num_chains=5, kernel=Kernel(inner.init, inner.step, adapt)
+    )
+    state = learner.init(jax.random.key(0))
+    new_state, _ = learner.update(state, {"v": jnp.ones((3, 4))})
+    np.testing.assert_array_equal(new_state.chains.position["v"], 0.0)

@@ -32,10 +32,25 @@ from numpyro_ebm.types import Array, Configuration, Params, PRNGKey
 
 
 class Kernel(NamedTuple):
-    """A sampler as its two pure functions, ``init`` and ``step``."""
+    """A sampler as its pure functions.
+
+    Attributes
+    ----------
+    init
+        ``init(rng_key, position, params) -> State`` for one chain.
+    step
+        ``step(rng_key, state, params) -> (State, Info)`` for one chain.
+    adapt
+        Optional ``adapt(states, infos) -> states`` applied by the learner to
+        the whole batch of chains after each update's sweeps (``infos`` are
+        the last sweep's, with a leading chain axis). It lets a kernel tune
+        settings shared by all chains, such as a step size controlled by the
+        chains' mean acceptance rate.
+    """
 
     init: Callable[[PRNGKey, Configuration, Params], Any]
     step: Callable[[PRNGKey, Any, Params], tuple[Any, Any]]
+    adapt: Callable[[Any, Any], Any] | None = None
 
 
 def random_position(rng_key: PRNGKey, sites: tuple[Site, ...]) -> dict[str, Array]:

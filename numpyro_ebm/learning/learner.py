@@ -181,18 +181,21 @@ class MaximumLikelihood:
         return jax.vmap(self.kernel.init, in_axes=(0, 0, None))(keys, position, params)
 
     def _advance_chains(self, rng_key, chains, params):
+        """Run ``num_sweeps`` kernel steps; return the chains and the last step's info."""
+
         def sweep(chains, key):
             count = jax.tree.leaves(chains.position)[0].shape[0]
             keys = jax.random.split(key, count)
-            chains, _ = jax.vmap(self.kernel.step, in_axes=(0, 0, None))(
+            return jax.vmap(self.kernel.step, in_axes=(0, 0, None))(
                 keys, chains, params
             )
-            return chains, None
 
-        chains, _ = jax.lax.scan(
-            sweep, chains, jax.random.split(rng_key, self.num_sweeps)
-        )
-        return chains
+        keys = jax.random.split(rng_key, self.num_sweeps)
+        chains, infos = jax.lax.scan(sweep, chains, keys)
+        last_info = jax.tree.map(lambda x: x[-1], infos)
+        if self.kernel.adapt is not None:
+            chains = self.kernel.adapt(chains, last_info)
+        return chains, last_info
 
     def update(
         self, state: LearnerState, batch: Configuration, weights: Array | None = None
@@ -224,7 +227,7 @@ class MaximumLikelihood:
         else:
             chains = state.chains
             chain_weights = jnp.ones(jax.tree.leaves(chains.position)[0].shape[0])
-        chains = self._advance_chains(key_sweep, chains, state.params)
+        chains, info = self._advance_chains(key_sweep, chains, state.params)
         fantasy = jax.lax.stop_gradient(chains.position)
 
         def surrogate(params):
@@ -254,6 +257,7 @@ class MaximumLikelihood:
             fantasy_energy=fantasy_energy,
             energy_gap=data_energy - fantasy_energy,
             grad_norm=optax.tree.norm(grads),
+            kernel_info=_mean_info(info),
         )
         new_state = LearnerState(params, opt_state, chains, rng_key, state.step + 1)
         return new_state, metrics
@@ -396,6 +400,16 @@ class MaximumLikelihood:
         return learner
 
 
+def _mean_info(info: Any) -> dict[str, Array]:
+    """Average each field of a kernel's per-chain info over the chains."""
+    if not hasattr(info, "_asdict"):
+        return {}
+    return {
+        name: jnp.mean(jnp.asarray(value, dtype=float))
+        for name, value in info._asdict().items()
+    }
+
+
 def _weighted_mean(values: Array, weights: Array) -> Array:
     return jnp.sum(values * weights) / jnp.sum(weights)
 
@@ -477,11 +491,18 @@ class _HistoryBuilder:
         def concat(field):
             return np.concatenate([np.asarray(getattr(u, field)) for u in self.updates])
 
+        kernel_info = {
+            name: np.concatenate(
+                [np.asarray(u.kernel_info[name]) for u in self.updates]
+            )
+            for name in self.updates[0].kernel_info
+        }
         return TrainingHistory(
             data_energy=concat("data_energy"),
             fantasy_energy=concat("fantasy_energy"),
             energy_gap=concat("energy_gap"),
             grad_norm=concat("grad_norm"),
+            kernel_info=kernel_info,
             metrics={k: np.asarray(v) for k, v in self.metric_values.items()},
             metric_epochs=np.asarray(self.metric_epochs, dtype=int),
         )

@@ -45,12 +45,16 @@ class UpdateMetrics(NamedTuple):
         equilibrium and drifts when the chains lag behind the model.
     grad_norm
         Global norm of the likelihood gradient (penalty included).
+    kernel_info
+        Each field of the kernel's ``Info`` at the last sweep, averaged over
+        the chains (for example the acceptance rate of a Metropolis kernel).
     """
 
     data_energy: Array
     fantasy_energy: Array
     energy_gap: Array
     grad_norm: Array
+    kernel_info: dict[str, Array]
 
 
 class TrainingHistory(NamedTuple):
@@ -60,6 +64,8 @@ class TrainingHistory(NamedTuple):
     ----------
     data_energy, fantasy_energy, energy_gap, grad_norm
         One value per update, see :class:`UpdateMetrics`.
+    kernel_info
+        Kernel diagnostics by field name, one chain-averaged value per update.
     metrics
         User metrics by name, one value per evaluated epoch.
     metric_epochs
@@ -70,6 +76,7 @@ class TrainingHistory(NamedTuple):
     fantasy_energy: np.ndarray
     energy_gap: np.ndarray
     grad_norm: np.ndarray
+    kernel_info: dict[str, np.ndarray]
     metrics: dict[str, np.ndarray]
     metric_epochs: np.ndarray
 
