@@ -435,3 +435,32 @@ def test_kernel_adapt_hook_runs_after_sweeps():
     state = learner.init(jax.random.key(0))
     new_state, _ = learner.update(state, {"v": jnp.ones((3, 4))})
     np.testing.assert_array_equal(new_state.chains.position["v"], 0.0)
+
+
+def test_progress_bar_and_callbacks(monkeypatch, capsys):
+    monkeypatch.delenv("CI", raising=False)
+    rbm = BernoulliRBM(4, 2)
+    data = np.random.default_rng(0).integers(0, 2, size=(40, 4))
+    learner = MaximumLikelihood(rbm, optax.sgd(0.05), num_chains=8)
+    seen = []
+    learner.run(
+        jax.random.key(0),
+        data,
+        num_epochs=3,
+        batch_size=4,
+        progress_bar=True,
+        callbacks=[lambda epoch, state: seen.append((epoch, int(state.step)))],
+    )
+    assert seen == [(1, 10), (2, 20), (3, 30)]
+    err = capsys.readouterr().err
+    assert "30/30" in err
+    assert "epoch=3/3" in err
+
+
+def test_progress_bar_off_under_ci(monkeypatch, capsys):
+    monkeypatch.setenv("CI", "true")
+    rbm = BernoulliRBM(4, 2)
+    data = np.random.default_rng(0).integers(0, 2, size=(8, 4))
+    learner = MaximumLikelihood(rbm, optax.sgd(0.05), num_chains=8)
+    learner.run(jax.random.key(0), data, num_epochs=1, batch_size=4, progress_bar=True)
+    assert "training" not in capsys.readouterr().err

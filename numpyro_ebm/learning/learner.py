@@ -25,7 +25,8 @@ machines using approximations to the likelihood gradient", ICML 2008). With
 """
 
 import os
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -48,6 +49,11 @@ from numpyro_ebm.models.validation import check_weights
 from numpyro_ebm.types import Array, ArrayLike, Configuration, Params, PRNGKey
 
 METHODS = ("pcd", "cd")
+# Host callbacks from inside the compiled epoch cost tens of microseconds each, so
+# the progress bar is refreshed at most this many times per epoch.
+PROGRESS_REPORTS_PER_EPOCH = 20
+# Minimum time between two redraws of the progress bar, in seconds.
+PROGRESS_MIN_INTERVAL = 0.1
 
 
 def default_kernel(model: EnergyModel) -> Kernel:
@@ -131,7 +137,8 @@ class MaximumLikelihood:
         self.penalty = Penalty() if penalty is None else penalty
         self.penalty.check(model.param_names)
         self._jit_update = jax.jit(self.update)
-        self._jit_epoch = jax.jit(self._epoch, static_argnums=3)
+        self._jit_epoch = jax.jit(self._epoch, static_argnums=(3, 5))
+        self._progress = _Progress()
 
     # -- pure functions ----------------------------------------------------------
 
@@ -262,8 +269,12 @@ class MaximumLikelihood:
         new_state = LearnerState(params, opt_state, chains, rng_key, state.step + 1)
         return new_state, metrics
 
-    def _epoch(self, state, data, weights, batch_size, shuffle_key):
-        """Shuffle, split into minibatches and scan the update over one epoch."""
+    def _epoch(self, state, data, weights, batch_size, shuffle_key, report_every):
+        """Shuffle, split into minibatches and scan the update over one epoch.
+
+        With ``report_every > 0`` every ``report_every``-th update sends its step
+        and energy gap to the host progress bar through ``jax.debug.callback``.
+        """
         count = weights.shape[0]
         order = jax.random.permutation(shuffle_key, count)
         num_batches = count // batch_size
@@ -275,9 +286,21 @@ class MaximumLikelihood:
         batches = jax.tree.map(take, data)
         batch_weights = take(weights)
 
+        def report(state, metrics):
+            jax.lax.cond(
+                state.step % report_every == 0,
+                lambda: jax.debug.callback(
+                    self._progress.update_to, state.step, metrics.energy_gap
+                ),
+                lambda: None,
+            )
+
         def body(state, inputs):
             batch, batch_weight = inputs
-            return self.update(state, batch, batch_weight)
+            state, metrics = self.update(state, batch, batch_weight)
+            if report_every:
+                report(state, metrics)
+            return state, metrics
 
         return jax.lax.scan(body, state, (batches, batch_weights))
 
@@ -299,6 +322,7 @@ class MaximumLikelihood:
         init_params: Params | None = None,
         chains_from_data: bool = False,
         progress_bar: bool = True,
+        callbacks: Sequence[Callable[[int, LearnerState], None]] | None = None,
     ) -> TrainingResult:
         """Fit the model to ``data`` for ``num_epochs`` epochs of minibatch updates.
 
@@ -330,8 +354,13 @@ class MaximumLikelihood:
             Start the persistent chains at randomly chosen training examples
             instead of uniformly random configurations.
         progress_bar
-            Show a tqdm bar over epochs; switched off when the ``CI`` environment
-            variable is set.
+            Show a tqdm bar over updates, refreshed from inside the compiled
+            loop, with the epoch, the data–fantasy energy gap and the latest
+            metrics; switched off when the ``CI`` environment variable is set.
+        callbacks
+            Functions ``f(epoch, state)`` called after every epoch with the
+            1-based epoch number and the learner state, for example a
+            :class:`~numpyro_ebm.diagnostics.TrainingMonitor`.
 
         Returns
         -------
@@ -366,24 +395,42 @@ class MaximumLikelihood:
             state = learner.init(rng_key, init_params, init_position=init_position)
 
         padded_data, padded_weights = _pad_to_batches(data, weights, batch_size)
+        updates_per_epoch = padded_weights.shape[0] // batch_size
         history = _HistoryBuilder(metrics)
         show = progress_bar and not os.environ.get("CI")
-        epochs = tqdm(
-            range(num_epochs), desc="training", disable=not show, unit="epoch"
+        # At most PROGRESS_REPORTS_PER_EPOCH host callbacks per epoch, so the bar
+        # costs little even when updates take microseconds.
+        report_every = (
+            max(1, updates_per_epoch // PROGRESS_REPORTS_PER_EPOCH) if show else 0
         )
-        for epoch in epochs:
-            last_good = state
-            shuffle_key = jax.random.fold_in(state.rng_key, state.step)
-            state, update_metrics = self._jit_epoch(
-                state, padded_data, padded_weights, batch_size, shuffle_key
-            )
-            _raise_if_diverged(update_metrics, state, last_good)
-            history.add_updates(update_metrics)
-            if metrics and (
-                (epoch + 1) % metrics_every == 0 or epoch + 1 == num_epochs
-            ):
-                history.add_metrics(epoch, state.params)
-            epochs.set_postfix(history.postfix(), refresh=False)
+        self._progress.start(
+            total=num_epochs * updates_per_epoch, first_step=int(state.step), show=show
+        )
+        try:
+            for epoch in range(num_epochs):
+                last_good = state
+                shuffle_key = jax.random.fold_in(state.rng_key, state.step)
+                state, update_metrics = self._jit_epoch(
+                    state,
+                    padded_data,
+                    padded_weights,
+                    batch_size,
+                    shuffle_key,
+                    report_every,
+                )
+                _raise_if_diverged(update_metrics, state, last_good)
+                history.add_updates(update_metrics)
+                if metrics and (
+                    (epoch + 1) % metrics_every == 0 or epoch + 1 == num_epochs
+                ):
+                    history.add_metrics(epoch, state.params)
+                self._progress.end_epoch(
+                    epoch + 1, num_epochs, int(state.step), history.postfix()
+                )
+                for callback in callbacks or ():
+                    callback(epoch + 1, state)
+        finally:
+            self._progress.close()
 
         return TrainingResult(
             params=state.params,
@@ -506,3 +553,44 @@ class _HistoryBuilder:
             metrics={k: np.asarray(v) for k, v in self.metric_values.items()},
             metric_epochs=np.asarray(self.metric_epochs, dtype=int),
         )
+
+
+class _Progress:
+    """A tqdm bar over updates, advanced from host callbacks at a bounded rate."""
+
+    def __init__(self):
+        self.bar = None
+        self.last_draw = 0.0
+        self.first_step = 0
+        self.postfix: dict[str, str] = {}
+
+    def start(self, total: int, first_step: int, show: bool) -> None:
+        self.first_step = first_step
+        self.postfix = {}
+        self.bar = tqdm(total=total, desc="training", unit="update", disable=not show)
+
+    def update_to(self, step, gap) -> None:
+        if self.bar is None or self.bar.disable:
+            return
+        now = time.monotonic()
+        if now - self.last_draw < PROGRESS_MIN_INTERVAL:
+            return
+        self.last_draw = now
+        self.bar.n = int(step) - self.first_step
+        self.bar.set_postfix(
+            {**self.postfix, "gap": f"{float(gap):+.3f}"}, refresh=False
+        )
+        self.bar.refresh()
+
+    def end_epoch(self, epoch: int, num_epochs: int, step: int, postfix: dict) -> None:
+        if self.bar is None:
+            return
+        self.postfix = {"epoch": f"{epoch}/{num_epochs}", **postfix}
+        self.bar.n = step - self.first_step
+        self.bar.set_postfix(self.postfix, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
