@@ -1,7 +1,7 @@
 """Energy-based models in NumPyro, trained by maximum likelihood."""
 
 from numpyro_ebm.learning import MaximumLikelihood, Penalty
-from numpyro_ebm.models import BernoulliRBM, EnergyModel, Site
+from numpyro_ebm.models import BernoulliRBM, EnergyModel, Potts, Site, SpinGlass
 
 __version__ = "0.1.0"
 
@@ -10,6 +10,8 @@ __all__ = [
     "EnergyModel",
     "MaximumLikelihood",
     "Penalty",
+    "Potts",
     "Site",
+    "SpinGlass",
     "__version__",
 ]

@@ -137,3 +137,122 @@ def plot_learning_curves(
         ax.legend()
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_filters(
+    weights: ArrayLike,
+    image_shape: tuple[int, int],
+    *,
+    ncols: int = 10,
+    max_filters: int = 100,
+    path: str | Path | None = None,
+) -> Figure:
+    """Show the weights of each hidden unit as an image, scaled per unit.
+
+    Parameters
+    ----------
+    weights
+        Weight matrix of shape ``(num_visible, num_hidden)``, as in
+        ``rbm.constrain(params)["weights"]``.
+    image_shape
+        ``(height, width)`` with ``height * width == num_visible``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fig = plot_filters(np.random.default_rng(0).normal(size=(64, 8)), (8, 8))
+    >>> len(fig.axes)
+    1
+    """
+    filters = np.asarray(weights, dtype=float).T[:max_filters]
+    low = filters.min(axis=1, keepdims=True)
+    span = np.maximum(filters.max(axis=1, keepdims=True) - low, 1e-12)
+    return plot_particles(
+        {"hidden-unit filters": (filters - low) / span},
+        image_shape,
+        ncols=ncols,
+        max_images=max_filters,
+        path=path,
+    )
+
+
+def plot_moments(
+    data_moments,
+    model_moments,
+    *,
+    path: str | Path | None = None,
+) -> Figure:
+    """Scatter model against data moments with the diagonal: means and connected correlations.
+
+    At the maximum-likelihood optimum every point lies on the diagonal. The
+    titles give the Pearson correlation and the slope of
+    :func:`~numpyro_ebm.estimators.compare_moments`.
+
+    Parameters
+    ----------
+    data_moments, model_moments
+        :class:`~numpyro_ebm.estimators.Moments` of the data and of the fantasy
+        particles.
+    """
+    from numpyro_ebm.estimators.moments import compare_moments
+
+    comparison = compare_moments(data_moments, model_moments)
+    element = np.asarray(data_moments.element)
+    distinct = element[:, None] < element[None, :]
+    panels = (
+        (
+            "one-point",
+            np.asarray(data_moments.mean),
+            np.asarray(model_moments.mean),
+            comparison.mean_pearson,
+            comparison.mean_slope,
+        ),
+        (
+            "connected two-point",
+            np.asarray(data_moments.covariance)[distinct],
+            np.asarray(model_moments.covariance)[distinct],
+            comparison.covariance_pearson,
+            comparison.covariance_slope,
+        ),
+    )
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    for ax, (title, data_values, model_values, pearson, slope) in zip(
+        axes, panels, strict=True
+    ):
+        ax.scatter(data_values, model_values, s=6, alpha=0.6)
+        low = float(min(data_values.min(), model_values.min()))
+        high = float(max(data_values.max(), model_values.max()))
+        ax.plot([low, high], [low, high], color="gray", linestyle="--", linewidth=1)
+        ax.set_xlabel("data")
+        ax.set_ylabel("model (fantasy particles)")
+        ax.set_title(f"{title}: Pearson {float(pearson):.3f}, slope {float(slope):.3f}")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_trace(trace, *, var_names: Sequence[str] | None = None, path=None) -> Figure:
+    """Plot the arviz-plots trace and distribution of traced chain variables.
+
+    ``trace`` is a DataTree from :func:`~numpyro_ebm.diagnostics.fantasy_trace`.
+    """
+    import arviz_plots
+
+    collection = arviz_plots.plot_trace_dist(
+        trace, var_names=list(var_names) if var_names else None, backend="matplotlib"
+    )
+    fig = collection.viz["figure"].item()
+    return _save(fig, path)
+
+
+def plot_rank(trace, *, var_names: Sequence[str] | None = None, path=None) -> Figure:
+    """Plot the arviz-plots rank plot of traced chain variables.
+
+    Chains that sample the same distribution have uniform ranks.
+    """
+    import arviz_plots
+
+    collection = arviz_plots.plot_rank(
+        trace, var_names=list(var_names) if var_names else None, backend="matplotlib"
+    )
+    fig = collection.viz["figure"].item()
+    return _save(fig, path)

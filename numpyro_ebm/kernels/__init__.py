@@ -7,11 +7,30 @@ from numpyro_ebm.kernels.block_gibbs import (
     BlockGibbsState,
     block_gibbs,
 )
+from numpyro_ebm.kernels.gibbs_with_gradients import (
+    GibbsWithGradients,
+    GibbsWithGradientsInfo,
+    GibbsWithGradientsState,
+    gibbs_with_gradients,
+)
+from numpyro_ebm.kernels.local_field import (
+    LocalFieldGibbs,
+    LocalFieldGibbsInfo,
+    LocalFieldGibbsState,
+    local_field_gibbs,
+)
 from numpyro_ebm.kernels.site_gibbs import (
     SiteGibbs,
     SiteGibbsInfo,
     SiteGibbsState,
     site_gibbs,
+)
+from numpyro_ebm.kernels.tempering import (
+    ParallelTempering,
+    ParallelTemperingInfo,
+    ParallelTemperingState,
+    geometric_ladder,
+    parallel_tempering,
 )
 
 __all__ = [
@@ -19,11 +38,24 @@ __all__ = [
     "BlockGibbsInfo",
     "BlockGibbsState",
     "EnergyMCMCKernel",
+    "GibbsWithGradients",
+    "GibbsWithGradientsInfo",
+    "GibbsWithGradientsState",
     "Kernel",
+    "LocalFieldGibbs",
+    "LocalFieldGibbsInfo",
+    "LocalFieldGibbsState",
+    "ParallelTempering",
+    "ParallelTemperingInfo",
+    "ParallelTemperingState",
     "SiteGibbs",
     "SiteGibbsInfo",
     "SiteGibbsState",
     "block_gibbs",
+    "geometric_ladder",
+    "gibbs_with_gradients",
+    "local_field_gibbs",
+    "parallel_tempering",
     "random_position",
     "site_gibbs",
 ]

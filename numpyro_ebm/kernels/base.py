@@ -77,14 +77,12 @@ def _site_model(sites: tuple[Site, ...]) -> Callable:
     """
 
     def model(*args, **kwargs):
+        # Real support for every site: ArviZ traces this model with
+        # init_to_sample, and ImproperUniform has no sampler for discrete supports.
         for site in sites:
-            if site.domain is None:
-                support = constraints.real
-            elif site.is_categorical:
-                support = constraints.integer_interval(0, len(site.domain) - 1)
-            else:
-                support = constraints.real
-            numpyro.sample(site.name, dist.ImproperUniform(support, (), site.shape))
+            numpyro.sample(
+                site.name, dist.ImproperUniform(constraints.real, (), site.shape)
+            )
 
     return model
 

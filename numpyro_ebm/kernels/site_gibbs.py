@@ -123,13 +123,6 @@ def site_gibbs(model: EnergyModel, inverse_temperature: float = 1.0) -> Kernel:
             config[site.name] = config[site.name].astype(dtype)
         return config
 
-    def init(
-        rng_key: PRNGKey, position: Configuration, params: Params
-    ) -> SiteGibbsState:
-        latent = random_position(rng_key, model.latent_sites)
-        position = {name: jnp.asarray(value) for name, value in position.items()}
-        return SiteGibbsState(position, latent)
-
     def update_element(k, carry):
         flat, rng_key, params = carry
         rng_key, key_draw = jax.random.split(rng_key)
@@ -138,6 +131,36 @@ def site_gibbs(model: EnergyModel, inverse_temperature: float = 1.0) -> Kernel:
         logits = jnp.where(valid[k], -beta * energies, -jnp.inf)
         choice = jax.random.categorical(key_draw, logits)
         return flat.at[k].set(values[k, choice]), rng_key, params
+
+    latent_elements = np.concatenate(
+        [
+            np.arange(start, stop)
+            for site, start, stop in zip(sites, offsets[:-1], offsets[1:], strict=True)
+            if site.name not in visible
+        ]
+        or [np.zeros(0, dtype=int)]
+    ).astype(np.int32)
+
+    def init(
+        rng_key: PRNGKey, position: Configuration, params: Params
+    ) -> SiteGibbsState:
+        # One Gibbs sweep over the latent elements draws them exactly from
+        # p(latent | visible) when they are conditionally independent given the
+        # visible sites, as in an RBM.
+        key_latent, key_sweep = jax.random.split(rng_key)
+        latent = random_position(key_latent, model.latent_sites)
+        position = {name: jnp.asarray(value) for name, value in position.items()}
+        if latent_elements.size == 0:
+            return SiteGibbsState(position, latent)
+        flat = flatten({**position, **latent})
+
+        def body(i, carry):
+            return update_element(jnp.asarray(latent_elements)[i], carry)
+
+        carry = (flat, key_sweep, params)
+        flat, _, _ = jax.lax.fori_loop(0, latent_elements.size, body, carry)
+        config = unflatten(flat)
+        return SiteGibbsState(position, {k: config[k] for k in latent})
 
     def step(
         rng_key: PRNGKey, state: SiteGibbsState, params: Params

@@ -59,10 +59,15 @@ PROGRESS_MIN_INTERVAL = 0.1
 def default_kernel(model: EnergyModel) -> Kernel:
     """Return the fastest exact kernel this library has for ``model``."""
     from numpyro_ebm.kernels.block_gibbs import block_gibbs
+    from numpyro_ebm.kernels.local_field import local_field_gibbs
     from numpyro_ebm.kernels.site_gibbs import site_gibbs
 
     if callable(getattr(model, "hidden_logits", None)):
         return block_gibbs(model)
+    if callable(getattr(model, "local_fields", None)) and callable(
+        getattr(model, "coupling_matrix", None)
+    ):
+        return local_field_gibbs(model)
     if all(site.is_discrete for site in model.sites):
         return site_gibbs(model)
     raise NotImplementedError(

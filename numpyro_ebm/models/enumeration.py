@@ -62,3 +62,26 @@ def decode_configurations(sites: Sequence[Site], codes: Array) -> dict[str, Arra
         domain = jnp.asarray(site.domain)
         values[site.name] = domain[digits].reshape((codes.shape[0],) + site.shape)
     return {site.name: values[site.name] for site in sites}
+
+
+def encode_configurations(sites: Sequence[Site], x: dict[str, Array]) -> Array:
+    """Map configurations to their integer codes; the inverse of :func:`decode_configurations`.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from numpyro_ebm.models.sites import Site
+    >>> site = Site("v", (2,), (0.0, 1.0))
+    >>> encode_configurations([site], {"v": jnp.array([[1.0, 0.0], [1.0, 1.0]])}).tolist()
+    [2, 3]
+    """
+    num_configurations(sites)  # raises for real-valued sites
+    codes = None
+    for site in sites:
+        q = len(site.domain)
+        values = x[site.name].reshape(x[site.name].shape[0], -1)
+        digits = jnp.argmax(values[..., None] == jnp.asarray(site.domain), axis=-1)
+        for column in range(site.size):
+            digit = digits[:, column].astype(jnp.int32)
+            codes = digit if codes is None else codes * q + digit
+    return codes
