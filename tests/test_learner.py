@@ -152,16 +152,15 @@ def test_padding_rows_carry_zero_weight():
     np.testing.assert_array_equal(padded["x"][:7, 0], np.arange(7.0))
 
 
-def test_epoch_data_term_averages_every_example():
-    """With a frozen model, the batch-weighted data energies sum to the data mean."""
+def test_epoch_data_term_is_data_mean():
+    """With a frozen model and one minibatch, the data energy is the data mean."""
     model = EnergyModel.from_energy_fn(
         lambda p, x: -p["bias"] @ x, {"bias": jnp.array([1.0, 2.0, 4.0])}, shape=3
     )
     data = np.array([[1, 0, 0]] * 3 + [[0, 1, 0]] * 2 + [[0, 0, 1]] * 2)
     learner = MaximumLikelihood(model, optax.sgd(0.0), num_chains=4)
-    # A single minibatch of 10 contains the 7 rows and 3 zero-weight copies.
     result = learner.run(
-        jax.random.key(0), data, num_epochs=1, batch_size=10, progress_bar=False
+        jax.random.key(0), data, num_epochs=1, batch_size=7, progress_bar=False
     )
     np.testing.assert_allclose(
         result.history.data_energy, [-(3 + 4 + 8) / 7], rtol=1e-6
@@ -464,3 +463,150 @@ def test_progress_bar_off_under_ci(monkeypatch, capsys):
     learner = MaximumLikelihood(rbm, optax.sgd(0.05), num_chains=8)
     learner.run(jax.random.key(0), data, num_epochs=1, batch_size=4, progress_bar=True)
     assert "training" not in capsys.readouterr().err
+
+
+def small_run(learner, data, **kwargs):
+    return learner.run(
+        jax.random.key(0),
+        data,
+        num_epochs=1,
+        batch_size=4,
+        progress_bar=False,
+        **kwargs,
+    )
+
+
+def test_resume_rejects_other_model_or_chain_count():
+    data = np.random.default_rng(0).integers(0, 2, size=(8, 4))
+    first = small_run(
+        MaximumLikelihood(BernoulliRBM(4, 2), optax.sgd(0.1), num_chains=5), data
+    )
+    with pytest.raises(
+        ValueError, match=r"`init_state.params\['weights'\]` has shape \(4, 2\)"
+    ):
+        small_run(
+            MaximumLikelihood(BernoulliRBM(4, 3), optax.sgd(0.1), num_chains=5),
+            data,
+            init_state=first.state,
+        )
+    with pytest.raises(ValueError, match="contains 5 chains, but `num_chains` is 7"):
+        small_run(
+            MaximumLikelihood(BernoulliRBM(4, 2), optax.sgd(0.1), num_chains=7),
+            data,
+            init_state=first.state,
+        )
+    with pytest.raises(ValueError, match="different optimiser"):
+        small_run(
+            MaximumLikelihood(BernoulliRBM(4, 2), optax.adam(0.1), num_chains=5),
+            data,
+            init_state=first.state,
+        )
+    with pytest.raises(ValueError, match="not both"):
+        small_run(
+            MaximumLikelihood(BernoulliRBM(4, 2), optax.sgd(0.1), num_chains=5),
+            data,
+            init_state=first.state,
+            init_params=first.params,
+        )
+    resumed = small_run(
+        MaximumLikelihood(BernoulliRBM(4, 2), optax.sgd(0.1), num_chains=5),
+        data,
+        init_state=first,
+    )
+    assert int(resumed.state.step) == 4
+
+
+def test_bad_init_params_rejected():
+    learner = MaximumLikelihood(BernoulliRBM(4, 2), optax.sgd(0.1), num_chains=5)
+    data = np.zeros((8, 4))
+    with pytest.raises(
+        ValueError, match=r"parameters \['hidden_bias', 'visible_bias', 'weights'\]"
+    ):
+        small_run(learner, data, init_params={"W": jnp.zeros((4, 2))})
+
+
+def test_zero_weight_minibatches_leave_params_unchanged():
+    rbm = BernoulliRBM(4, 2)
+    learner = MaximumLikelihood(rbm, optax.sgd(0.5), num_chains=5)
+    state = learner.init(jax.random.key(0))
+    new_state, metrics = learner.update(state, {"v": jnp.ones((4, 4))}, jnp.zeros(4))
+    for name in state.params:
+        np.testing.assert_array_equal(new_state.params[name], state.params[name])
+    assert np.isfinite(float(metrics.data_energy))
+    weights = np.zeros(40)
+    weights[0] = 1.0
+    data = np.random.default_rng(0).integers(0, 2, size=(40, 4))
+    result = learner.run(
+        jax.random.key(0),
+        data,
+        num_epochs=2,
+        batch_size=4,
+        weights=weights,
+        progress_bar=False,
+    )
+    assert np.all(np.isfinite(result.history.data_energy))
+
+
+def test_error_during_run_keeps_training_state():
+    learner = MaximumLikelihood(BernoulliRBM(4, 2), optax.sgd(0.1), num_chains=5)
+    data = np.random.default_rng(0).integers(0, 2, size=(8, 4))
+    calls = []
+
+    def failing_metric(params):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("metric failed")
+        return {"ok": 0.0}
+
+    with pytest.raises(RuntimeError, match="metric failed") as error:
+        learner.run(
+            jax.random.key(0),
+            data,
+            num_epochs=3,
+            batch_size=4,
+            metrics=failing_metric,
+            progress_bar=False,
+        )
+    assert int(error.value.training_state.step) == 4
+
+
+def test_mcmc_kernel_class_accepted_as_kernel():
+    from numpyro_ebm.kernels import BlockGibbs
+
+    rbm = BernoulliRBM(4, 2)
+    learner = MaximumLikelihood(
+        rbm, optax.sgd(0.1), kernel=BlockGibbs(rbm), num_chains=3
+    )
+    assert learner.kernel is not None
+    with pytest.raises(TypeError, match="`kernel` must be a Kernel"):
+        MaximumLikelihood(rbm, optax.sgd(0.1), kernel="gibbs")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"penalty": {"l2": 1.0}}, TypeError, "`penalty` must be a Penalty"),
+    ],
+)
+def test_bad_learner_types_rejected(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        MaximumLikelihood(BernoulliRBM(3, 1), optax.sgd(0.1), **kwargs)
+
+
+def test_bad_metrics_rejected():
+    learner = MaximumLikelihood(BernoulliRBM(4, 2), optax.sgd(0.1), num_chains=5)
+    data = np.zeros((8, 4))
+    with pytest.raises(TypeError, match="`metrics` must be"):
+        small_run(learner, data, metrics={"a": 3})
+    with pytest.raises(TypeError, match="must return a dict"):
+        small_run(learner, data, metrics=lambda p: 1.0)
+    with pytest.raises(ValueError, match="must be a scalar"):
+        small_run(learner, data, metrics={"a": lambda p: jnp.ones(3)})
+
+
+def test_batch_size_larger_than_data_rejected():
+    learner = MaximumLikelihood(BernoulliRBM(4, 2), optax.sgd(0.1), num_chains=5)
+    with pytest.raises(ValueError, match="`batch_size` is 10 but `data` has only 8"):
+        learner.run(0, np.zeros((8, 4)), num_epochs=1, batch_size=10)
+    with pytest.raises(ValueError, match="`num_epochs`"):
+        learner.run(0, np.zeros((8, 4)), num_epochs=True, batch_size=4)

@@ -75,3 +75,40 @@ def test_spin_domain_checked():
     assert (
         model.as_configuration(np.ones((2, 3), dtype=np.int8))["x"].dtype == jnp.float32
     )
+
+
+def test_energy_fn_output_shape_checked():
+    with pytest.raises(ValueError, match="one scalar energy per configuration"):
+        EnergyModel.from_energy_fn(
+            lambda p, x: -jnp.sum(x) * p["b"].sum(),
+            {"b": jnp.ones(3)},
+            shape=3,
+            batched=True,
+        )
+    with pytest.raises(ValueError, match="failed on a configuration of shape \\(4,\\)"):
+        EnergyModel.from_energy_fn(lambda p, x: p["b"] @ x, {"b": jnp.ones(3)}, shape=4)
+
+
+@pytest.mark.parametrize("domain", [(1.0, 1.0), (), (0.0,), (0.0, np.nan)])
+def test_bad_domain_rejected(domain):
+    with pytest.raises(ValueError, match="`domain`"):
+        EnergyModel.from_energy_fn(lambda p, x: x.sum(), {}, shape=2, domain=domain)
+
+
+@pytest.mark.parametrize("shape", [0, -1, (2, 0), 2.5])
+def test_bad_shape_rejected(shape):
+    with pytest.raises(ValueError, match="`shape`"):
+        EnergyModel.from_energy_fn(lambda p, x: x.sum(), {}, shape=shape)
+
+
+def test_float32_domain_values_accepted():
+    model = EnergyModel.from_energy_fn(
+        lambda p, x: x.sum(), {}, shape=2, domain=(0.0, 0.1, 1.0)
+    )
+    config = model.as_configuration(np.array([[0.1, 1.0]], dtype=np.float32))
+    np.testing.assert_allclose(config["x"], [[0.1, 1.0]], rtol=1e-6)
+
+
+def test_reshape_hint_for_flat_data(rbm):
+    with pytest.raises(ValueError, match=r"x.reshape\(-1, 4\)"):
+        rbm.as_configuration(np.zeros(12))

@@ -90,6 +90,7 @@ def plot_learning_curves(
     updates_per_epoch: int | None = None,
     reference_lines: dict[str, float] | None = None,
     metric_groups: Sequence[Sequence[str]] | None = None,
+    metric_label: str = "metric",
     path: str | Path | None = None,
 ) -> Figure:
     """Plot the energies per update and every recorded metric per epoch.
@@ -105,6 +106,8 @@ def plot_learning_curves(
         log-likelihood of an independent-pixels model).
     metric_groups
         Metric names that share a panel; by default all metrics share one.
+    metric_label
+        Label of the metric panels' y axis, with its unit.
     path
         Where to save the PNG, if given.
     """
@@ -134,6 +137,7 @@ def plot_learning_curves(
         for name, value in (reference_lines or {}).items():
             ax.axhline(value, linestyle="--", color="gray", label=name)
         ax.set_xlabel("epoch")
+        ax.set_ylabel(metric_label)
         ax.legend()
     fig.tight_layout()
     return _save(fig, path)

@@ -174,13 +174,20 @@ def check_mixing(
         When the maximum R-hat exceeds ``rhat_threshold`` or an ESS is below
         ``min_ess``.
     """
+    if trace.posterior.sizes.get("chain", 0) < 2:
+        raise ValueError(
+            "`trace` has fewer than 2 chains; R-hat compares chains, so trace at "
+            "least 2 (and preferably 4 or more)."
+        )
     with warnings.catch_warnings():
         # Chains that never move have zero variance; arviz-stats then divides by
         # zero and returns NaN, which is reported below rather than warned about.
         warnings.simplefilter("ignore", RuntimeWarning)
         summary = chain_summary(trace, var_names=var_names)
     rhat = summary["r_hat"].to_numpy(dtype=float)
-    ess = summary[["ess_bulk", "ess_tail"]].to_numpy(dtype=float)
+    ess = summary[["ess_bulk", "ess_tail"]].to_numpy(dtype=float, copy=True)
+    # A variable whose R-hat is undefined never changed: its ESS is meaningless.
+    ess[np.isnan(rhat)] = 0.0
     # An undefined R-hat means a chain stayed constant: no evidence of mixing.
     result = {
         "max_rhat": float(np.inf if np.isnan(rhat).any() else rhat.max()),
@@ -195,7 +202,7 @@ def check_mixing(
             f"the fantasy chains have not mixed: max R-hat {result['max_rhat']:.3f} "
             f"(threshold {rhat_threshold}), min ESS {min_ess_found:.0f} (threshold "
             f"{min_ess}). Run more sweeps per update or more chains, lower the "
-            "learning rate, or use parallel tempering.",
+            "learning rate, or use parallel tempering (kernels.parallel_tempering).",
             ChainsNotMixedWarning,
             stacklevel=2,
         )

@@ -84,8 +84,8 @@ def _count_configurations(sites: Sequence[Site]) -> int:
         raise ValueError(
             f"exact enumeration over the sites {[s.name for s in sites]} needs "
             f"{count} configurations, above MAX_EXACT_CONFIGURATIONS = "
-            f"{MAX_EXACT_CONFIGURATIONS}; exact estimators need a model with fewer "
-            "discrete states."
+            f"{MAX_EXACT_CONFIGURATIONS}; estimate log Z by annealed importance "
+            "sampling instead (numpyro_ebm.estimators.ais and ais_log_likelihood)."
         )
     return count
 
@@ -334,6 +334,8 @@ def log_likelihood(
         log_z = log_partition(
             model, params, sites=sites, chunk_size=chunk_size, dtype=dtype
         )
+    elif jnp.ndim(log_z) != 0:
+        raise ValueError(f"`log_z` must be a scalar; got shape {jnp.shape(log_z)}.")
     return -_mean_energy(model, params, x, probs) - log_z
 
 

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
@@ -51,6 +52,20 @@ class Kernel(NamedTuple):
     init: Callable[[PRNGKey, Configuration, Params], Any]
     step: Callable[[PRNGKey, Any, Params], tuple[Any, Any]]
     adapt: Callable[[Any, Any], Any] | None = None
+
+
+def check_inverse_temperature(value: Any) -> Any:
+    """Reject a Python or NumPy inverse temperature that is negative or not finite.
+
+    Traced values pass unchecked, so a factory can be vmapped over a ladder of β.
+    """
+    if isinstance(value, int | float | np.integer | np.floating) and not (
+        np.isfinite(value) and value >= 0
+    ):
+        raise ValueError(
+            f"`inverse_temperature` must be finite and non-negative; got {value!r}."
+        )
+    return value
 
 
 def random_position(rng_key: PRNGKey, sites: tuple[Site, ...]) -> dict[str, Array]:

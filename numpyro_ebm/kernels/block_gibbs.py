@@ -10,7 +10,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from numpyro_ebm.kernels.base import EnergyMCMCKernel, Kernel
+from numpyro_ebm.kernels.base import EnergyMCMCKernel, Kernel, check_inverse_temperature
 from numpyro_ebm.models.energy import EnergyModel
 from numpyro_ebm.types import Array, Configuration, Params, PRNGKey
 
@@ -85,7 +85,7 @@ def block_gibbs(model: EnergyModel, inverse_temperature: float = 1.0) -> Kernel:
     (6,)
     """
     name = _check_bipartite(model)
-    beta = inverse_temperature
+    beta = check_inverse_temperature(inverse_temperature)
 
     def sample_hidden(rng_key, v, params):
         probs = jax.nn.sigmoid(beta * model.hidden_logits(params, v))

@@ -20,7 +20,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from numpyro_ebm.kernels.base import EnergyMCMCKernel, Kernel, random_position
+from numpyro_ebm.kernels.base import (
+    EnergyMCMCKernel,
+    Kernel,
+    check_inverse_temperature,
+    random_position,
+)
 from numpyro_ebm.models.energy import EnergyModel
 from numpyro_ebm.types import Array, Configuration, Params, PRNGKey
 
@@ -106,7 +111,7 @@ def site_gibbs(model: EnergyModel, inverse_temperature: float = 1.0) -> Kernel:
     visible = set(model.visible_names)
     sizes = [site.size for site in sites]
     offsets = np.cumsum([0] + sizes)
-    beta = inverse_temperature
+    beta = check_inverse_temperature(inverse_temperature)
 
     def flatten(config):
         return jnp.concatenate(

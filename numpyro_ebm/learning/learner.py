@@ -128,6 +128,17 @@ class MaximumLikelihood:
         for name, value in (("num_chains", num_chains), ("num_sweeps", num_sweeps)):
             if not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
+        if not isinstance(model, EnergyModel):
+            raise TypeError(
+                "`model` must be an EnergyModel (for example BernoulliRBM or "
+                f"EnergyModel.from_numpyro(...)); got {type(model).__name__}."
+            )
+        kernel = _as_kernel(kernel)
+        if penalty is not None and not isinstance(penalty, Penalty):
+            raise TypeError(
+                "`penalty` must be a Penalty, for example Penalty(l2={'weights': 1e-4}); "
+                f"got {type(penalty).__name__}."
+            )
         if not isinstance(optimizer, optax.GradientTransformation):
             raise TypeError(
                 "`optimizer` must be an optax.GradientTransformation such as "
@@ -219,8 +230,10 @@ class MaximumLikelihood:
         state
             Current learner state.
         batch
-            Minibatch as returned by ``model.as_configuration`` (a dict of
-            visible site name to an array with a leading batch axis).
+            Minibatch: a dict of visible site name to an array with a leading
+            batch axis, or one array for a model with one visible site. It is
+            not validated here (``update`` is traced); validate data once with
+            ``model.as_configuration`` as :meth:`run` does.
         weights
             Optional non-negative per-example weights of shape ``(batch,)``.
 
@@ -229,6 +242,8 @@ class MaximumLikelihood:
         tuple
             The new state and the update's :class:`UpdateMetrics`.
         """
+        if not isinstance(batch, Mapping):
+            batch = self.model.as_configuration(batch, name="batch", check=False)
         rng_key, key_init, key_sweep = jax.random.split(state.rng_key, 3)
         batch_size = jax.tree.leaves(batch)[0].shape[0]
         weights = jnp.ones(batch_size) if weights is None else weights
@@ -263,6 +278,15 @@ class MaximumLikelihood:
         )
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        # A minibatch whose weights are all zero carries no data: keep θ and the
+        # optimiser state instead of stepping on a gradient without a data term.
+        has_data = jnp.sum(weights) > 0
+        params = jax.tree.map(
+            lambda new, old: jnp.where(has_data, new, old), params, state.params
+        )
+        opt_state = jax.tree.map(
+            lambda new, old: jnp.where(has_data, new, old), opt_state, state.opt_state
+        )
 
         metrics = UpdateMetrics(
             data_energy=data_energy,
@@ -377,7 +401,12 @@ class MaximumLikelihood:
         ------
         TrainingDivergedError
             If an energy, gradient or parameter becomes non-finite. The error
-            names the update and holds the last finite state in ``.state``.
+            names the update, and its ``.state`` is the state from before the
+            epoch in which that happened (every value in it is finite).
+
+        Any other exception raised during the epochs, ``KeyboardInterrupt``
+        included, carries the state after the last completed epoch in its
+        ``training_state`` attribute, so no training progress is lost.
         """
         data = self.model.as_configuration(data, name="data")
         count = jax.tree.leaves(data)[0].shape[0]
@@ -385,8 +414,24 @@ class MaximumLikelihood:
         _check_positive_int("num_epochs", num_epochs)
         _check_positive_int("batch_size", batch_size)
         _check_positive_int("metrics_every", metrics_every)
-        if self.method == "cd" and init_state is not None:
-            _check_cd_chain_count(init_state, batch_size)
+        if batch_size > count:
+            raise ValueError(
+                f"`batch_size` is {batch_size} but `data` has only {count} examples; "
+                f"use a batch size of at most {count}."
+            )
+        metrics = _check_metrics(metrics)
+        rng_key = _as_key(rng_key)
+        if hasattr(init_state, "history") and hasattr(init_state, "state"):
+            init_state = init_state.state  # a TrainingResult
+        if init_state is not None:
+            if init_params is not None:
+                raise ValueError(
+                    "pass either `init_state` (to continue training) or `init_params` "
+                    "(to start a new run), not both."
+                )
+            self._check_state(init_state, batch_size)
+        elif init_params is not None:
+            _check_params(self.model, init_params, "init_params")
 
         state = init_state
         if state is None:
@@ -402,7 +447,7 @@ class MaximumLikelihood:
         padded_data, padded_weights = _pad_to_batches(data, weights, batch_size)
         updates_per_epoch = padded_weights.shape[0] // batch_size
         history = _HistoryBuilder(metrics)
-        show = progress_bar and not os.environ.get("CI")
+        show = progress_bar and not _running_in_ci()
         # At most PROGRESS_REPORTS_PER_EPOCH host callbacks per epoch, so the bar
         # costs little even when updates take microseconds.
         report_every = (
@@ -434,6 +479,14 @@ class MaximumLikelihood:
                 )
                 for callback in callbacks or ():
                     callback(epoch + 1, state)
+        except BaseException as error:
+            if not isinstance(error, TrainingDivergedError):
+                error.training_state = state
+                error.add_note(
+                    "numpyro_ebm: the learner state after the last completed epoch is "
+                    "in `error.training_state`; pass it as `init_state` to continue."
+                )
+            raise
         finally:
             self._progress.close()
 
@@ -444,6 +497,30 @@ class MaximumLikelihood:
             state=state,
             history=history.build(),
         )
+
+    def _check_state(self, state: Any, batch_size: int) -> None:
+        """Reject a state from another model, optimiser or number of chains."""
+        if not isinstance(state, LearnerState):
+            raise TypeError(
+                "`init_state` must be the `state` of an earlier TrainingResult; got "
+                f"{type(state).__name__}."
+            )
+        _check_params(self.model, state.params, "init_state.params")
+        expected = jax.tree.structure(self.optimizer.init(state.params))
+        if jax.tree.structure(state.opt_state) != expected:
+            raise ValueError(
+                "`init_state.opt_state` was made by a different optimiser; continue "
+                "with the optimiser of the earlier run, or start from its parameters "
+                "with `init_params=result.params`."
+            )
+        count = jax.tree.leaves(state.chains.position)[0].shape[0]
+        wanted = batch_size if self.method == "cd" else self.num_chains
+        if count != wanted:
+            what = "`batch_size`" if self.method == "cd" else "`num_chains`"
+            raise ValueError(
+                f"`init_state` contains {count} chains, but {what} is {wanted}; "
+                f"continue with the same {what}."
+            )
 
     def _with_chains(self, num_chains: int) -> "MaximumLikelihood":
         learner = object.__new__(type(self))
@@ -462,22 +539,69 @@ def _mean_info(info: Any) -> dict[str, Array]:
     }
 
 
+def _running_in_ci() -> bool:
+    """Whether the ``CI`` environment variable is set to a true value."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
 def _weighted_mean(values: Array, weights: Array) -> Array:
-    return jnp.sum(values * weights) / jnp.sum(weights)
+    """Weighted mean, zero when every weight is zero (instead of 0/0)."""
+    total = jnp.sum(weights)
+    return jnp.sum(values * weights) / jnp.where(total > 0, total, 1.0)
 
 
 def _check_positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, int | np.integer) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
 
 
-def _check_cd_chain_count(state: LearnerState, batch_size: int) -> None:
-    count = jax.tree.leaves(state.chains.position)[0].shape[0]
-    if count != batch_size:
+def _as_kernel(kernel: Any) -> Kernel | None:
+    """Accept a Kernel, or an MCMCKernel class of this library wrapping one."""
+    if kernel is None or isinstance(kernel, Kernel):
+        return kernel
+    inner = getattr(kernel, "kernel", None)
+    if isinstance(inner, Kernel):
+        return inner
+    raise TypeError(
+        "`kernel` must be a Kernel, as returned by a factory such as "
+        f"block_gibbs(model), or one of its MCMCKernel classes; got {kernel!r}."
+    )
+
+
+def _as_key(rng_key: Any) -> PRNGKey:
+    if isinstance(rng_key, int | np.integer) and not isinstance(rng_key, bool):
+        return jax.random.key(int(rng_key))
+    return rng_key
+
+
+def _check_params(model: EnergyModel, params: Any, name: str) -> None:
+    """Raise unless ``params`` has the model's parameter names and shapes."""
+    reference = model.init_params()
+    if not isinstance(params, Mapping) or set(params) != set(reference):
+        got = sorted(params) if isinstance(params, Mapping) else type(params).__name__
         raise ValueError(
-            f"`init_state` contains {count} chains, but CD restarts one chain per "
-            f"example of the minibatch, and `batch_size` is {batch_size}."
+            f"`{name}` must have the parameters {sorted(reference)} of the model; got "
+            f"{got}."
         )
+    for key, value in reference.items():
+        if jnp.shape(params[key]) != jnp.shape(value):
+            raise ValueError(
+                f"`{name}[{key!r}]` has shape {jnp.shape(params[key])}, but the model "
+                f"expects {jnp.shape(value)}."
+            )
+
+
+def _check_metrics(metrics: Any) -> Any:
+    if metrics is None or callable(metrics):
+        return metrics
+    if not isinstance(metrics, Mapping) or not all(
+        callable(f) for f in metrics.values()
+    ):
+        raise TypeError(
+            "`metrics` must be a function params -> {name: scalar} or a dict of name "
+            f"to function params -> scalar; got {metrics!r}."
+        )
+    return metrics
 
 
 def _pad_to_batches(data, weights, batch_size):
@@ -526,10 +650,25 @@ class _HistoryBuilder:
     def add_metrics(self, epoch: int, params: Params) -> None:
         if callable(self.metrics):
             values = self.metrics(params)
+            if not isinstance(values, Mapping):
+                raise TypeError(
+                    "the `metrics` function must return a dict of name to scalar; got "
+                    f"{type(values).__name__}."
+                )
         else:
             values = {name: fn(params) for name, fn in self.metrics.items()}
+        if self.metric_values and set(values) != set(self.metric_values):
+            raise ValueError(
+                f"the `metrics` function returned the keys {sorted(values)} at epoch "
+                f"{epoch + 1} but {sorted(self.metric_values)} before; return the same "
+                "keys at every evaluation."
+            )
         self.metric_epochs.append(epoch + 1)
         for name, value in values.items():
+            if jnp.size(value) != 1:
+                raise ValueError(
+                    f"metric {name!r} must be a scalar; got shape {jnp.shape(value)}."
+                )
             self.metric_values.setdefault(name, []).append(float(value))
 
     def postfix(self) -> dict[str, str]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from numpyro import handlers
 from numpyro.distributions import biject_to, constraints
 from numpyro.infer.util import log_density, potential_energy
@@ -195,16 +196,19 @@ class EnergyModel:
         Parameters
         ----------
         energy_fn
-            Energy of one configuration ``x`` of shape ``shape`` (or of a batch
-            with a leading axis when ``batched=True``). Its parameters are used
-            as given, without constraints.
+            Energy of one configuration ``x`` of shape ``shape``, a scalar (or of
+            a batch with a leading axis when ``batched=True``, an array of shape
+            ``(batch,)``; the output shape is checked once here). Its parameters
+            are used as given, without constraints. Comparisons such as
+            ``x[0] == x[1]`` are booleans, and JAX adds booleans as a logical
+            or, so cast them (``.astype(float)``) before summing.
         init_params
             Initial parameter values keyed by name.
         shape
             Shape of one configuration.
         domain
-            Values each element takes: ``(0.0, 1.0)`` for binary units (the
-            default), ``(-1.0, 1.0)`` for spins, ``tuple(range(q))`` for
+            Distinct values each element takes: ``(0.0, 1.0)`` for binary units
+            (the default), ``(-1.0, 1.0)`` for spins, ``tuple(range(q))`` for
             categorical variables, or ``None`` for real values.
         name
             Name of the single site.
@@ -220,14 +224,15 @@ class EnergyModel:
         >>> model.energy(model.init_params(), jnp.ones((1, 3))).tolist()
         [-3.0]
         """
-        shape = (shape,) if isinstance(shape, int) else tuple(shape)
-        site = Site(name, shape, None if domain is None else tuple(domain))
+        site = Site(name, _check_shape(shape), _check_domain(domain))
         batch_fn = energy_fn if batched else jax.vmap(energy_fn, in_axes=(None, 0))
 
         def joint_energy_fn(params, x):
             return batch_fn(params, x[name])
 
-        return cls(joint_energy_fn, init_params, [site])
+        model = cls(joint_energy_fn, init_params, [site])
+        _check_energy_output(model, site)
+        return model
 
     # -- parameters --------------------------------------------------------------
 
@@ -373,6 +378,58 @@ class EnergyModel:
     def visible_names(self) -> tuple[str, ...]:
         """Names of the visible sites."""
         return tuple(s.name for s in self.visible_sites)
+
+
+def _check_shape(shape: int | Sequence[int]) -> tuple[int, ...]:
+    if isinstance(shape, int | np.integer | float):
+        dims = (shape,)
+    else:
+        try:
+            dims = tuple(shape)
+        except TypeError:
+            dims = (shape,)
+    if not dims or any(
+        isinstance(d, bool) or not isinstance(d, int | np.integer) or d < 1
+        for d in dims
+    ):
+        raise ValueError(
+            f"`shape` must be a positive integer or a tuple of positive integers; "
+            f"got {shape!r}."
+        )
+    return tuple(int(d) for d in dims)
+
+
+def _check_domain(domain: Sequence[float] | None) -> tuple | None:
+    if domain is None:
+        return None
+    values = tuple(domain)
+    if len(values) < 2 or len(set(values)) != len(values):
+        raise ValueError(
+            f"`domain` must list at least two distinct values, for example (0.0, 1.0); "
+            f"got {domain!r}."
+        )
+    if not all(np.isfinite(v) for v in values):
+        raise ValueError(f"`domain` values must be finite; got {domain!r}.")
+    return values
+
+
+def _check_energy_output(model: "EnergyModel", site: Site) -> None:
+    """Evaluate the energy's output shape once, on two abstract configurations."""
+    dtype = jnp.int32 if site.is_categorical else jnp.result_type(float)
+    x = {site.name: jax.ShapeDtypeStruct((2,) + site.shape, dtype)}
+    try:
+        out = jax.eval_shape(model.joint_energy, model.init_params(), x)
+    except Exception as error:
+        raise ValueError(
+            f"`energy_fn` failed on a configuration of shape {site.shape} with the "
+            f"given `init_params`: {error}"
+        ) from error
+    if getattr(out, "shape", None) != (2,):
+        raise ValueError(
+            f"`energy_fn` must return one scalar energy per configuration; on a batch "
+            f"of 2 configurations it returned shape {getattr(out, 'shape', out)}. With "
+            "`batched=True` it must return shape (batch,)."
+        )
 
 
 def _site_domain(name: str, support: Any) -> tuple | None:

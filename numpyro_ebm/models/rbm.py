@@ -74,10 +74,11 @@ class BernoulliRBM(EnergyModel):
         Standard deviation of the initial weights (0.01, as recommended by
         Hinton, "A practical guide to training RBMs", 2010).
     visible_bias
-        Initial visible biases; :func:`base_rate_bias` of the training data is
-        the usual choice. Zeros by default.
+        Initial visible biases; :func:`numpyro_ebm.models.rbm.base_rate_bias`
+        of the training data is the usual choice. Zeros by default.
     rng_key
-        Key for the initial weights.
+        Key for the initial weights; ``jax.random.key(0)`` by default, so
+        every RBM built without a key starts from the same weights.
 
     Examples
     --------
@@ -99,6 +100,12 @@ class BernoulliRBM(EnergyModel):
         for arg, value in (("num_visible", num_visible), ("num_hidden", num_hidden)):
             if not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"`{arg}` must be a positive integer; got {value!r}.")
+        if not (np.isfinite(init_scale) and init_scale >= 0):
+            raise ValueError(
+                f"`init_scale` must be finite and non-negative; got {init_scale!r}."
+            )
+        if visible_bias is not None and not np.all(np.isfinite(visible_bias)):
+            raise ValueError("`visible_bias` must be finite; it contains NaN or inf.")
         if visible_bias is not None and np.shape(visible_bias) != (num_visible,):
             raise ValueError(
                 f"`visible_bias` must have shape ({num_visible},); "

@@ -27,7 +27,9 @@ def check_configuration(values: ArrayLike, site: Site, *, name: str = "data") ->
     expected = site.shape
     if array.shape[1:] != expected or array.ndim != len(expected) + 1:
         hint = ""
-        if array.ndim == len(expected):
+        if array.size and array.size % site.size == 0 and array.shape != expected:
+            hint = f" Reshape it with x.reshape(-1, {', '.join(map(str, expected))})."
+        elif array.ndim == len(expected):
             hint = " For one example, add a leading batch axis: x[None]."
         raise ValueError(
             f"{label} must have shape (batch, {', '.join(map(str, expected))}); "
@@ -35,7 +37,9 @@ def check_configuration(values: ArrayLike, site: Site, *, name: str = "data") ->
             f"model.{hint}"
         )
     if array.shape[0] == 0:
-        raise ValueError(f"{label} is empty: it has shape {array.shape}.")
+        raise ValueError(
+            f"{label} is empty: it has shape {array.shape}; pass at least one example."
+        )
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
         bad = np.argwhere(~np.isfinite(array))[0]
         raise ValueError(
@@ -44,7 +48,12 @@ def check_configuration(values: ArrayLike, site: Site, *, name: str = "data") ->
         )
     if site.domain is not None:
         allowed = np.asarray(site.domain, dtype=np.float64)
-        outside = ~np.isin(array.astype(np.float64), allowed)
+        # float32 data of a float64 domain value (for example 0.1) differ in the
+        # last bits, so membership is tested to float32 precision.
+        close = np.isclose(
+            array.astype(np.float64)[..., None], allowed, rtol=1e-6, atol=1e-6
+        )
+        outside = ~close.any(axis=-1)
         if np.any(outside):
             bad = np.argwhere(outside)[0]
             raise ValueError(
@@ -53,6 +62,9 @@ def check_configuration(values: ArrayLike, site: Site, *, name: str = "data") ->
                 f"{site.domain}; binarise or re-encode the data first (for "
                 "example `(x >= threshold)` for binary units)."
             )
+        # Snap each value to the domain value it matched, so that casting to the
+        # site's dtype cannot truncate 0.9999999 to 0.
+        array = allowed[np.argmax(close, axis=-1)]
     dtype = jnp.int32 if site.is_categorical else jnp.result_type(float)
     return jnp.asarray(array, dtype=dtype)
 
