@@ -7,6 +7,14 @@ from numpyro_ebm.kernels.block_gibbs import (
     BlockGibbsState,
     block_gibbs,
 )
+from numpyro_ebm.kernels.checkerboard import (
+    CheckerboardHeatBath,
+    CheckerboardInfo,
+    CheckerboardMetropolis,
+    CheckerboardState,
+    checkerboard_heat_bath,
+    checkerboard_metropolis,
+)
 from numpyro_ebm.kernels.gibbs_with_gradients import (
     GibbsWithGradients,
     GibbsWithGradientsInfo,
@@ -37,6 +45,10 @@ __all__ = [
     "BlockGibbs",
     "BlockGibbsInfo",
     "BlockGibbsState",
+    "CheckerboardHeatBath",
+    "CheckerboardInfo",
+    "CheckerboardMetropolis",
+    "CheckerboardState",
     "EnergyMCMCKernel",
     "GibbsWithGradients",
     "GibbsWithGradientsInfo",
@@ -52,6 +64,8 @@ __all__ = [
     "SiteGibbsInfo",
     "SiteGibbsState",
     "block_gibbs",
+    "checkerboard_heat_bath",
+    "checkerboard_metropolis",
     "geometric_ladder",
     "gibbs_with_gradients",
     "local_field_gibbs",

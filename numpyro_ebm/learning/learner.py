@@ -64,6 +64,12 @@ def default_kernel(model: EnergyModel) -> Kernel:
 
     if callable(getattr(model, "hidden_logits", None)):
         return block_gibbs(model)
+    lattice = getattr(model, "lattice_shape", None)
+    if callable(getattr(model, "local_field", None)) and lattice is not None:
+        if all(side % 2 == 0 for side in lattice):
+            from numpyro_ebm.kernels.checkerboard import checkerboard_heat_bath
+
+            return checkerboard_heat_bath(model)
     if callable(getattr(model, "local_fields", None)) and callable(
         getattr(model, "coupling_matrix", None)
     ):

@@ -436,6 +436,9 @@ def _site_domain(name: str, support: Any) -> tuple | None:
     """Return the per-element domain of a NumPyro support constraint."""
     while isinstance(support, constraints.independent):
         support = support.base_constraint
+    domain = getattr(support, "domain", None)
+    if domain is not None:
+        return tuple(domain)
     if support is constraints.boolean:
         return (0.0, 1.0)
     if isinstance(support, constraints.integer_interval):

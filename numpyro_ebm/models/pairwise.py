@@ -42,64 +42,15 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
-from numpyro.primitives import Messenger
 
+from numpyro_ebm.models.constraints import spin
 from numpyro_ebm.models.energy import EnergyModel, _inspect_numpyro_model
-from numpyro_ebm.models.sites import SPIN, Site
 from numpyro_ebm.types import Array, ArrayLike, Configuration, Params, PRNGKey
 
 
-class _Spin(constraints.ParameterFreeConstraint):
-    """Constraint to the spin values −1 and +1 (NumPyro has no such constraint)."""
-
-    is_discrete = True
-
-    def __call__(self, x):
-        xp = jnp if isinstance(x, jax.Array) else np
-        return xp.equal(x, -1) | xp.equal(x, 1)
-
-    def feasible_like(self, prototype):
-        return jnp.ones_like(prototype)
-
-
-spin = _Spin()
-"""Support of a site whose elements are spins −1 or +1."""
-
-
-class _SpinSitesAsBoolean(Messenger):
-    """Trace sample sites with ``spin`` support as boolean and record their names.
-
-    NOTE: ``_site_domain`` in ``models/energy.py`` rejects discrete supports
-    other than boolean and integer intervals, so the spin sites are traced as
-    boolean here and given the SPIN domain afterwards.
-    """
-
-    def __init__(self, fn):
-        self.spin_site_names = []
-        super().__init__(fn)
-
-    def process_message(self, msg):
-        if msg["type"] != "sample" or msg["is_observed"]:
-            return
-        support = msg["fn"].support
-        while isinstance(support, constraints.independent):
-            support = support.base_constraint
-        if isinstance(support, _Spin):
-            self.spin_site_names.append(msg["name"])
-            msg["fn"] = dist.ImproperUniform(
-                constraints.boolean, msg["fn"].batch_shape, msg["fn"].event_shape
-            )
-
-
 def _inspect_spin_model(model, model_args, rng_key):
-    """Return the params, transforms and sites of ``model``, with spin domains."""
-    spin_aware = _SpinSitesAsBoolean(model)
-    init_params, transforms, sites = _inspect_numpyro_model(
-        spin_aware, model_args, {}, rng_key
-    )
-    spin_names = set(spin_aware.spin_site_names)
-    sites = [Site(s.name, s.shape, SPIN) if s.name in spin_names else s for s in sites]
-    return init_params, transforms, sites
+    """Return the params, transforms and sites of ``model``."""
+    return _inspect_numpyro_model(model, model_args, {}, rng_key)
 
 
 def _check_count(name: str, value, minimum: int) -> int:
