@@ -610,3 +610,18 @@ def test_batch_size_larger_than_data_rejected():
         learner.run(0, np.zeros((8, 4)), num_epochs=1, batch_size=10)
     with pytest.raises(ValueError, match="`num_epochs`"):
         learner.run(0, np.zeros((8, 4)), num_epochs=True, batch_size=4)
+
+
+def test_callback_returning_true_stops_training():
+    learner = MaximumLikelihood(BernoulliRBM(4, 2), optax.sgd(0.1), num_chains=5)
+    data = np.random.default_rng(0).integers(0, 2, size=(8, 4))
+    result = learner.run(
+        jax.random.key(0),
+        data,
+        num_epochs=10,
+        batch_size=4,
+        progress_bar=False,
+        callbacks=[lambda epoch, state: epoch == 3],
+    )
+    assert int(result.state.step) == 6
+    assert result.history.energy_gap.shape == (6,)

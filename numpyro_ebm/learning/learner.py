@@ -395,7 +395,9 @@ class MaximumLikelihood:
         callbacks
             Functions ``f(epoch, state)`` called after every epoch with the
             1-based epoch number and the learner state, for example a
-            :class:`~numpyro_ebm.diagnostics.TrainingMonitor`.
+            :class:`~numpyro_ebm.diagnostics.TrainingMonitor`. Training stops
+            after the epoch in which a callback returns ``True`` (for example
+            when a target Pearson correlation of the moments is reached).
 
         Returns
         -------
@@ -483,8 +485,9 @@ class MaximumLikelihood:
                 self._progress.end_epoch(
                     epoch + 1, num_epochs, int(state.step), history.postfix()
                 )
-                for callback in callbacks or ():
-                    callback(epoch + 1, state)
+                stop = [callback(epoch + 1, state) for callback in callbacks or ()]
+                if any(flag is True for flag in stop):
+                    break
         except BaseException as error:
             if not isinstance(error, TrainingDivergedError):
                 error.training_state = state
