@@ -10,9 +10,14 @@ independent-pixels model (visible biases only, fitted by maximum likelihood on
 the training images) is the baseline.
 
 At the end the persistent chains run at the final parameters, and their
-energy trace is summarised by R-hat and ESS (arviz-stats). The script writes
-``particles.png`` (fantasy particles beside real digits), ``learning_curves.png``
-and ``metrics.json`` to the output folder.
+energy trace is summarised by R-hat and ESS (arviz-stats); checkpoints at
+epochs 1, 2, 4, 8, ... compare chains started from data with chains started
+from noise. The script writes to the output folder: ``particles.png`` (fantasy
+particles beside real digits), ``learning_curves.png``, ``moments.png`` (model
+against data pixel means and connected correlations), ``filters.png`` (the
+hidden units' weights), ``trace.png`` and ``rank.png`` (arviz-plots views of the
+chains' energy), ``chain_summary.csv``, ``diagnostics.nc`` (every checkpoint and
+the history as one ArviZ DataTree) and ``metrics.json``.
 
 Run ``python examples/rbm_digits.py --help`` for the options.
 """
@@ -30,13 +35,18 @@ import optax
 
 from numpyro_ebm.data import load_binary_digits
 from numpyro_ebm.diagnostics import (
+    TrainingMonitor,
     chain_summary,
     check_mixing,
     fantasy_trace,
+    plot_filters,
     plot_learning_curves,
+    plot_moments,
     plot_particles,
+    plot_rank,
+    plot_trace,
 )
-from numpyro_ebm.estimators import log_partition
+from numpyro_ebm.estimators import compare_moments, log_partition, moments
 from numpyro_ebm.learning import MaximumLikelihood
 from numpyro_ebm.models import BernoulliRBM
 from numpyro_ebm.models.rbm import base_rate_bias
@@ -121,6 +131,17 @@ def main(argv=None) -> dict:
         values["independent_test"] = baseline_test
         return values
 
+    # Checkpoints of the chains at epochs 1, 2, 4, 8, ...: R-hat, ESS and
+    # chains started from data against chains started from noise.
+    monitor = TrainingMonitor(
+        rbm,
+        learner.kernel,
+        jax.random.key(args.seed + 3),
+        data=train,
+        num_sweeps=100,
+        num_chains=min(args.chains, 32),
+        warn=False,
+    )
     start = time.perf_counter()
     result = learner.run(
         jax.random.key(args.seed + 1),
@@ -128,6 +149,7 @@ def main(argv=None) -> dict:
         num_epochs=args.epochs,
         batch_size=args.batch_size,
         metrics=epoch_metrics,
+        callbacks=[monitor],
         metrics_every=args.eval_every,
         progress_bar=not args.no_progress,
     )
@@ -141,8 +163,16 @@ def main(argv=None) -> dict:
         result.params,
         num_sweeps=args.trace_sweeps,
         statistics={"active_pixels": lambda x: jnp.sum(x["v"])},
+        include_sites=True,
     )
+    # Every draw of every chain, for the model's moments.
+    draws = trace.posterior["v"].values.reshape(-1, 64)
+    trace["posterior"] = trace.posterior.to_dataset().drop_vars("v")
     mixing = check_mixing(trace)
+    monitor.checkpoint(args.epochs, result.state)
+    diagnostics = monitor.to_datatree(result.history)
+    diagnostics["final_trace"] = trace
+    diagnostics.to_netcdf(args.output / "diagnostics.nc", engine="h5netcdf")
 
     history = result.history
     metrics = {
@@ -191,6 +221,20 @@ def main(argv=None) -> dict:
         (8, 8),
         path=args.output / "particles.png",
     )
+    data_moments = moments(rbm, train)
+    model_moments = moments(rbm, draws)
+    plot_moments(data_moments, model_moments, path=args.output / "moments.png")
+    comparison = compare_moments(data_moments, model_moments)
+    metrics["covariance_pearson"] = float(comparison.covariance_pearson)
+    metrics["covariance_slope"] = float(comparison.covariance_slope)
+    plot_filters(
+        rbm.constrain(result.params)["weights"],
+        (8, 8),
+        path=args.output / "filters.png",
+    )
+    plot_trace(trace, var_names=["energy"], path=args.output / "trace.png")
+    plot_rank(trace, var_names=["energy"], path=args.output / "rank.png")
+    chain_summary(trace).to_csv(args.output / "chain_summary.csv")
     plot_learning_curves(
         history,
         updates_per_epoch=int(np.ceil(train.shape[0] / args.batch_size)),
@@ -202,7 +246,9 @@ def main(argv=None) -> dict:
     plt.close("all")
     (args.output / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(
-        f"\nwrote particles.png, learning_curves.png and metrics.json to {args.output}"
+        "\nwrote particles.png, learning_curves.png, moments.png, filters.png, "
+        "trace.png, rank.png, chain_summary.csv, diagnostics.nc and metrics.json "
+        f"to {args.output}"
     )
     return metrics
 

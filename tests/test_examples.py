@@ -46,8 +46,18 @@ def test_rbm_digits_example_small(tmp_path, monkeypatch):
     assert written["test_log_likelihood"] == pytest.approx(
         metrics["test_log_likelihood"]
     )
-    assert (tmp_path / "particles.png").exists()
-    assert (tmp_path / "learning_curves.png").exists()
+    for name in (
+        "particles.png",
+        "learning_curves.png",
+        "moments.png",
+        "filters.png",
+        "trace.png",
+        "rank.png",
+        "chain_summary.csv",
+        "diagnostics.nc",
+    ):
+        assert (tmp_path / name).exists()
+    assert -1.0 <= written["covariance_pearson"] <= 1.0
     # Even 3 epochs of a 64-4 RBM beat the independent-pixels model on test images.
     assert written["test_log_likelihood"] > written["independent_test_log_likelihood"]
 

@@ -13,9 +13,8 @@ import numpy as np
 from numpyro_ebm.types import Array
 
 # A hidden unit whose activation probability is above this (or below one minus
-# it) for nearly every example carries almost no information about the input
-# and its gradient vanishes (Hinton, "A practical guide to training restricted
-# Boltzmann machines", 2010, section 13 on monitoring hidden activities).
+# it) carries almost no information about the input, and the derivative of its
+# sigmoid, p (1 − p) < 0.01, nearly stops its weights from learning.
 SATURATION_PROBABILITY = 0.99
 # A unit counts as saturated when it is saturated on at least this fraction of
 # the examples.
