@@ -24,9 +24,9 @@ SATURATED_EXAMPLE_FRACTION = 0.95
 # initial weights are too large.
 SATURATED_UNIT_FRACTION = 0.2
 # exp overflows float32 above about 88.7, so parameters of magnitude 1e3 give
-# energies that only log-space code survives; growth to that size usually means
-# the likelihood is unbounded in that direction (for example a pixel that is
-# always on) and a penalty is needed.
+# energies that only log-space code survives. Growth to that size usually means
+# that the likelihood is unbounded in that direction (for example a pixel that
+# is always on), so a penalty is needed.
 PARAMETER_MAGNITUDE_LIMIT = 1e3
 # Warn when |data energy − fantasy energy| has grown at each of this many
 # consecutive checkpoints ...

@@ -72,8 +72,8 @@ def fantasy_trace(
     Returns
     -------
     xarray.DataTree
-        ``posterior`` holds ``energy`` (and the statistics and sites) with
-        dimensions ``chain`` and ``draw``; ``sample_stats`` holds the kernel's
+        ``posterior`` contains ``energy`` (and the statistics and sites) with
+        dimensions ``chain`` and ``draw``, and ``sample_stats`` contains the kernel's
         per-step info. arviz-stats and arviz-plots functions accept it as is.
 
     Examples

@@ -385,7 +385,7 @@ def ais_metric(
 ) -> Callable:
     """Return a learner metric ``f(params) -> dict`` of AIS log-likelihoods.
 
-    One AIS run per call serves every data set; the result holds
+    One AIS run per call serves every data set. The result contains
     ``"<name>_log_likelihood"`` and ``"<name>_log_likelihood_se"`` in nats per
     example. Pass it as ``metrics=`` to ``MaximumLikelihood.run``.
     """

@@ -549,7 +549,7 @@ def _mean_info(info: Any) -> dict[str, Array]:
 
 
 def _running_in_ci() -> bool:
-    """Whether the ``CI`` environment variable is set to a true value."""
+    """Return whether the ``CI`` environment variable is set to a true value."""
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
