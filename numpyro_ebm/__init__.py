@@ -4,7 +4,10 @@ from numpyro_ebm.learning import MaximumLikelihood, Penalty
 from numpyro_ebm.models import (
     BernoulliRBM,
     EnergyModel,
+    GaussianBernoulliRBM,
+    GaussianEnergy,
     IsingLattice,
+    NeuralEnergy,
     Potts,
     Site,
     SpinGlass,
@@ -15,8 +18,11 @@ __version__ = "0.1.0"
 __all__ = [
     "BernoulliRBM",
     "EnergyModel",
+    "GaussianBernoulliRBM",
+    "GaussianEnergy",
     "IsingLattice",
     "MaximumLikelihood",
+    "NeuralEnergy",
     "Penalty",
     "Potts",
     "Site",

@@ -57,11 +57,22 @@ PROGRESS_MIN_INTERVAL = 0.1
 
 
 def default_kernel(model: EnergyModel) -> Kernel:
-    """Return the fastest exact kernel this library has for ``model``."""
+    """Return the default kernel for ``model``.
+
+    Closed-form block Gibbs for RBMs (binary or Gaussian visible units),
+    checkerboard heat-bath for lattices with even sides, local-field Gibbs for
+    models exposing local fields and a coupling matrix, single-site Gibbs for
+    other discrete models, NumPyro's HMC for continuous models, and Gibbs on
+    the discrete sites with HMC on the continuous ones for mixed models.
+    """
     from numpyro_ebm.kernels.block_gibbs import block_gibbs
     from numpyro_ebm.kernels.local_field import local_field_gibbs
     from numpyro_ebm.kernels.site_gibbs import site_gibbs
 
+    if callable(getattr(model, "visible_mean", None)):
+        from numpyro_ebm.kernels.mixed import gaussian_block_gibbs
+
+        return gaussian_block_gibbs(model)
     if callable(getattr(model, "hidden_logits", None)):
         return block_gibbs(model)
     lattice = getattr(model, "lattice_shape", None)
@@ -76,9 +87,12 @@ def default_kernel(model: EnergyModel) -> Kernel:
         return local_field_gibbs(model)
     if all(site.is_discrete for site in model.sites):
         return site_gibbs(model)
-    raise NotImplementedError(
-        f"no default kernel for {model!r}: it has real-valued sites; pass `kernel=`."
-    )
+    from numpyro_ebm.kernels.hmc import hmc
+    from numpyro_ebm.kernels.mixed import mixed_gibbs
+
+    if not any(site.is_discrete for site in model.sites):
+        return hmc(model)
+    return mixed_gibbs(model, "hmc")
 
 
 class MaximumLikelihood:

@@ -150,8 +150,8 @@ class EnergyModel:
         [-0.5]
         """
         rng_key = jax.random.key(0) if rng_key is None else rng_key
-        init_params, transforms, sites = _inspect_numpyro_model(
-            model, model_args, model_kwargs, rng_key
+        init_params, transforms, sites, supports = _inspect_numpyro_model(
+            model, model_args, model_kwargs, rng_key, return_supports=True
         )
 
         def single_energy(params, x):
@@ -171,7 +171,7 @@ class EnergyModel:
             substituted = handlers.substitute(model, data={**params, **fixed})
             return potential_energy(substituted, model_args, model_kwargs, continuous)
 
-        return cls(
+        energy_model = cls(
             joint_energy_fn,
             init_params,
             sites,
@@ -179,6 +179,14 @@ class EnergyModel:
             transforms=transforms,
             potential_fn=potential_fn,
         )
+        # Bijections from unconstrained to constrained values of the continuous
+        # sites, which HMC, NUTS and Langevin kernels sample in.
+        energy_model.site_transforms = {
+            site.name: biject_to(supports[site.name])
+            for site in sites
+            if not site.is_discrete
+        }
+        return energy_model
 
     @classmethod
     def from_energy_fn(
@@ -457,7 +465,9 @@ def _site_domain(name: str, support: Any) -> tuple | None:
     return None
 
 
-def _inspect_numpyro_model(model, model_args, model_kwargs, rng_key):
+def _inspect_numpyro_model(
+    model, model_args, model_kwargs, rng_key, *, return_supports=False
+):
     """Trace ``model`` once to find its param sites and unobserved sample sites."""
 
     def placeholder_value(site):
@@ -473,7 +483,7 @@ def _inspect_numpyro_model(model, model_args, model_kwargs, rng_key):
     substituted = handlers.substitute(seeded, substitute_fn=placeholder_value)
     trace = handlers.trace(substituted).get_trace(*model_args, **model_kwargs)
 
-    init_params, transforms, sites = {}, {}, []
+    init_params, transforms, sites, supports = {}, {}, [], {}
     for name, site in trace.items():
         if site["type"] == "param":
             constraint = site["kwargs"].get("constraint", constraints.real)
@@ -482,9 +492,12 @@ def _inspect_numpyro_model(model, model_args, model_kwargs, rng_key):
         elif site["type"] == "sample" and not site["is_observed"]:
             shape = tuple(site["fn"].shape())
             sites.append(Site(name, shape, _site_domain(name, site["fn"].support)))
+            supports[name] = site["fn"].support
     if not sites:
         raise ValueError(
             "the NumPyro model has no unobserved sample site; declare the random "
             "variables x with numpyro.sample and leave them unobserved."
         )
+    if return_supports:
+        return init_params, transforms, sites, supports
     return init_params, transforms, sites
