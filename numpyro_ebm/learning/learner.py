@@ -639,13 +639,18 @@ def _pad_to_batches(data, weights, batch_size):
     return data, weights
 
 
+@jax.jit
+def _all_finite(tree: Any) -> Array:
+    """Whether every entry of every array in ``tree`` is finite, in one device call."""
+    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
 def _raise_if_diverged(metrics: UpdateMetrics, state: LearnerState, last_good) -> None:
     finite = np.isfinite(np.asarray(metrics.data_energy))
     finite &= np.isfinite(np.asarray(metrics.fantasy_energy))
     finite &= np.isfinite(np.asarray(metrics.grad_norm))
-    params_finite = all(
-        bool(jnp.all(jnp.isfinite(p))) for p in jax.tree.leaves(state.params)
-    )
+    params_finite = bool(_all_finite(state.params))
     if finite.all() and params_finite:
         return
     first = int(np.argmin(finite)) if not finite.all() else finite.size - 1
@@ -653,7 +658,7 @@ def _raise_if_diverged(metrics: UpdateMetrics, state: LearnerState, last_good) -
     raise TrainingDivergedError(
         f"training diverged at update {update}: an energy, gradient or parameter "
         "became non-finite. Lower the learning rate, add an L2 penalty, or check "
-        "the data; `error.state` holds the state from before this epoch.",
+        "the data; `error.state` is the state from before this epoch.",
         state=last_good,
     )
 
