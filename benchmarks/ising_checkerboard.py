@@ -58,6 +58,7 @@ import numpyro.distributions as dist
 from numpyro.infer import HMC, DiscreteHMCGibbs
 
 import numpyro_ebm
+from numpyro_ebm.kernels.base import step_chains
 from numpyro_ebm.kernels.checkerboard import (
     CheckerboardState,
     checkerboard_heat_bath,
@@ -117,6 +118,12 @@ def parse_args(argv=None):
         default=16,
         help="chains of the variant comparison",
     )
+    parser.add_argument(
+        "--chain-batch-size",
+        type=int,
+        default=0,
+        help="chains advanced together by numpyro_ebm (step_chains); 0 vmaps all",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument(
         "--output",
@@ -158,7 +165,7 @@ def rates(updates, wall, cpu, walls, sweeps):
 # -- numpyro_ebm -----------------------------------------------------------------
 
 
-def time_ours(make_kernel, size, chains, num_sweeps, seed, repeats):
+def time_ours(make_kernel, size, chains, num_sweeps, seed, repeats, chain_batch_size):
     model = IsingLattice((size, size))
     params = model.init_params()
     kernel = make_kernel(model, BETA)
@@ -171,7 +178,8 @@ def time_ours(make_kernel, size, chains, num_sweeps, seed, repeats):
     def run(rng_key, states, params):
         def sweep(states, key):
             keys = jax.random.split(key, chains)
-            states, _ = jax.vmap(kernel.step, (0, 0, None))(keys, states, params)
+            batch = None if chain_batch_size is None else min(chain_batch_size, chains)
+            states, _ = step_chains(kernel, keys, states, params, batch)
             return states, None
 
         keys = jax.random.split(rng_key, num_sweeps)
@@ -458,7 +466,13 @@ def main(argv=None) -> dict:
                 ("metropolis", checkerboard_metropolis),
             ):
                 timing = time_ours(
-                    make_kernel, size, chains, sweeps, args.seed, args.repeats
+                    make_kernel,
+                    size,
+                    chains,
+                    sweeps,
+                    args.seed,
+                    args.repeats,
+                    args.chain_batch_size or None,
                 )
                 row[name] = rates(size * size * chains * sweeps, *timing, sweeps)
             timing = time_numpy(

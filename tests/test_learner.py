@@ -625,3 +625,20 @@ def test_callback_returning_true_stops_training():
     )
     assert int(result.state.step) == 6
     assert result.history.energy_gap.shape == (6,)
+
+
+def test_chain_batch_size_gives_same_chains():
+    rbm = BernoulliRBM(6, 2)
+    data = np.random.default_rng(0).integers(0, 2, size=(20, 6))
+    vmapped = MaximumLikelihood(rbm, optax.sgd(0.1), num_chains=6)
+    grouped = MaximumLikelihood(rbm, optax.sgd(0.1), num_chains=6, chain_batch_size=4)
+    first = small_run(vmapped, data)
+    second = small_run(grouped, data)
+    np.testing.assert_array_equal(
+        first.chains.position["v"], second.chains.position["v"]
+    )
+    np.testing.assert_allclose(
+        first.params["weights"], second.params["weights"], rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="`chain_batch_size`"):
+        MaximumLikelihood(rbm, optax.sgd(0.1), chain_batch_size=0)

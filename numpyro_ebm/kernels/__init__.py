@@ -1,6 +1,11 @@
 """Fantasy-particle kernels: pure ``init``/``step`` pairs and NumPyro kernel classes."""
 
-from numpyro_ebm.kernels.base import EnergyMCMCKernel, Kernel, random_position
+from numpyro_ebm.kernels.base import (
+    EnergyMCMCKernel,
+    Kernel,
+    random_position,
+    step_chains,
+)
 from numpyro_ebm.kernels.block_gibbs import (
     BlockGibbs,
     BlockGibbsInfo,
@@ -129,4 +134,5 @@ __all__ = [
     "random_position",
     "replay",
     "site_gibbs",
+    "step_chains",
 ]

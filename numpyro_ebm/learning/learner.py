@@ -35,7 +35,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from numpyro_ebm.kernels.base import Kernel, random_position
+from numpyro_ebm.kernels.base import Kernel, random_position, step_chains
 from numpyro_ebm.learning.penalty import Penalty, penalty_energy
 from numpyro_ebm.learning.state import (
     LearnerState,
@@ -118,6 +118,10 @@ class MaximumLikelihood:
         minibatch).
     penalty
         L1/L2 penalties on chosen parameters, see :class:`Penalty`.
+    chain_batch_size
+        Advance the chains this many at a time (``jax.lax.map``) instead of all
+        at once (``jax.vmap``, the default); see
+        :func:`~numpyro_ebm.kernels.step_chains`. Faster for large lattices.
 
     Examples
     --------
@@ -142,6 +146,7 @@ class MaximumLikelihood:
         num_sweeps: int = 1,
         method: str = "pcd",
         penalty: Penalty | None = None,
+        chain_batch_size: int | None = None,
     ):
         if method not in METHODS:
             raise ValueError(f"`method` must be one of {METHODS}; got {method!r}.")
@@ -169,6 +174,9 @@ class MaximumLikelihood:
         self.kernel = default_kernel(model) if kernel is None else kernel
         self.num_chains = int(num_chains)
         self.num_sweeps = int(num_sweeps)
+        if chain_batch_size is not None:
+            _check_positive_int("chain_batch_size", chain_batch_size)
+        self.chain_batch_size = chain_batch_size
         self.method = method
         self.penalty = Penalty() if penalty is None else penalty
         self.penalty.check(model.param_names)
@@ -229,9 +237,7 @@ class MaximumLikelihood:
         def sweep(chains, key):
             count = jax.tree.leaves(chains.position)[0].shape[0]
             keys = jax.random.split(key, count)
-            return jax.vmap(self.kernel.step, in_axes=(0, 0, None))(
-                keys, chains, params
-            )
+            return step_chains(self.kernel, keys, chains, params, self.chain_batch_size)
 
         keys = jax.random.split(rng_key, self.num_sweeps)
         chains, infos = jax.lax.scan(sweep, chains, keys)
