@@ -200,7 +200,10 @@ def checkerboard_heat_bath(
     beta = inverse_temperature
 
     def update(s, field, uniforms):
-        return jnp.where(uniforms < jax.nn.sigmoid(2 * beta * field), 1.0, -1.0)
+        # u < σ(2βh) written as u (1 + exp(−2βh)) < 1: one exp and no division,
+        # which ran about twice as fast as jax.nn.sigmoid on a 2-core CPU. An
+        # exp that overflows to inf gives −1, the right draw for σ ≈ 0.
+        return jnp.where(uniforms * (1.0 + jnp.exp(-2 * beta * field)) < 1.0, 1.0, -1.0)
 
     return _checkerboard(model, update)
 
