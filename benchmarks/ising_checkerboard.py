@@ -121,7 +121,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--chain-batch-size",
         type=int,
-        default=0,
+        default=8,
         help="chains advanced together by numpyro_ebm (step_chains); 0 vmaps all",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed")

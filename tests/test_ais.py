@@ -32,7 +32,7 @@ from numpyro_ebm.models.rbm import base_rate_bias
 from conftest import rbm_params
 
 # ln Z of the 4×4 periodic Ising model (J = 1, no field), computed by enumerating
-# all 65,536 states (values as tabulated in the project's reference tables).
+# all 65,536 states.
 ISING_4X4_LOG_Z = {
     0.3: 12.7855233257,
     0.440686793509771: 15.5219154588,

@@ -53,7 +53,7 @@ KERNELS = [checkerboard_heat_bath, checkerboard_metropolis]
 KERNEL_IDS = ["heat_bath", "metropolis"]
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
-# /work/shared/REFERENCES.md, section 1: the 4×4 torus by enumeration ...
+# Exact values of the 4×4 torus by enumeration of all 65,536 states ...
 TABLE_4X4 = {  # β: (⟨E⟩/N, ⟨|m|⟩, ⟨m²⟩)
     0.3: (-0.84405407, 0.52035800, 0.35764680),
     CRITICAL_INVERSE_TEMPERATURE: (-1.56562379, 0.84386044, 0.76135891),
@@ -402,7 +402,7 @@ def test_kaufman_matches_reference_tables():
 
 
 def test_kaufman_approaches_onsager_and_yang():
-    # Onsager's infinite-lattice energies per spin (REFERENCES.md).
+    # Onsager's infinite-lattice energies per spin (Onsager 1944).
     onsager = {0.3: -0.7044990708, 0.5: -1.7455645753, 0.6: -1.9090861777}
     for beta, energy in onsager.items():
         assert torus_energy_per_spin((256, 256), beta) == pytest.approx(
@@ -513,7 +513,7 @@ def test_goodness_of_fit_has_power(make_kernel, beta, tested_beta):
 
 @pytest.mark.parametrize("make_kernel", KERNELS, ids=KERNEL_IDS)
 def test_table_4x4(make_kernel):
-    """⟨E⟩/N, ⟨|m|⟩ and ⟨m²⟩ at β = 0.3, β_c and 0.6 within 3 MCSE of REFERENCES.md."""
+    """⟨E⟩/N, ⟨|m|⟩ and ⟨m²⟩ at β = 0.3, β_c and 0.6 within 3 MCSE of the exact 4×4 values."""
     shape = (4, 4)
     run = tracer(make_kernel, shape, 200, 5000)
     for seed, (beta, (energy, abs_m, m2)) in enumerate(TABLE_4X4.items()):

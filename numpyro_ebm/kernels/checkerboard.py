@@ -200,10 +200,13 @@ def checkerboard_heat_bath(
     beta = inverse_temperature
 
     def update(s, field, uniforms):
-        # u < σ(2βh) written as u (1 + exp(−2βh)) < 1: one exp and no division,
-        # which ran about twice as fast as jax.nn.sigmoid on a 2-core CPU. An
-        # exp that overflows to inf gives −1, the right draw for σ ≈ 0.
-        return jnp.where(uniforms * (1.0 + jnp.exp(-2 * beta * field)) < 1.0, 1.0, -1.0)
+        # Keep s when u < σ(2β s h), else flip: the new spin is +1 with
+        # probability σ(2βh) whatever s is, so this is the heat bath. Written as
+        # u (1 + exp(−2β s h)) < 1 (one exp, no division) and in terms of s, it
+        # ran 1.5–2.3 times faster than jnp.where(u < σ(2βh), 1, −1) on a 2-core
+        # CPU. An exp that overflows to inf flips the spin, as σ ≈ 0 requires.
+        keep = uniforms * (1.0 + jnp.exp(-2 * beta * s * field)) < 1.0
+        return jnp.where(keep, s, -s)
 
     return _checkerboard(model, update)
 
