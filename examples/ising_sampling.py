@@ -22,8 +22,8 @@ exact values:
 
 Writes ``ising_sampling.png`` (both quantities against T with the exact
 curves) and ``metrics.json`` to the output folder. The default temperatures
-are those of the exact L = 40 and L = 64 table in the project's references:
-1.75, 2.0, 2.25, T_c, 2.5, 2.75 and 3.0.
+are 1.75, 2.0, 2.25, T_c, 2.5, 2.75 and 3.0, the temperatures at which the
+finite-torus energies are commonly tabulated.
 
 Run ``python examples/ising_sampling.py --help`` for the options.
 """
