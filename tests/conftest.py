@@ -3,6 +3,7 @@ import itertools
 import jax
 import numpy as np
 import pytest
+from scipy import stats
 
 from numpyro_ebm.models import BernoulliRBM
 
@@ -44,3 +45,43 @@ def tiny_rbm():
     """A 5-visible, 3-hidden RBM with strong random couplings and its parameters."""
     rbm = BernoulliRBM(5, 3)
     return rbm, rbm_params(5, 3, seed=1)
+
+
+def state_index(samples: np.ndarray, domain_size: int = 2) -> np.ndarray:
+    """Index of each configuration in lexicographic order of its digits."""
+    samples = np.asarray(samples).reshape(samples.shape[0], -1).astype(int)
+    powers = domain_size ** np.arange(samples.shape[1] - 1, -1, -1)
+    return samples @ powers
+
+
+def chi_square_pvalue(indices: np.ndarray, probs: np.ndarray) -> float:
+    """Pearson chi-square p-value, pooling states whose expected count is below 5."""
+    counts = np.bincount(indices, minlength=probs.size)
+    assert counts.size == probs.size, "a sample fell outside the exact support"
+    expected = probs * indices.size
+    small = expected < 5
+    observed = np.append(counts[~small], counts[small].sum())
+    expected = np.append(expected[~small], expected[small].sum())
+    if expected[-1] == 0:
+        observed, expected = observed[:-1], expected[:-1]
+    return stats.chisquare(observed, expected).pvalue
+
+
+def run_chains(kernel, params, position, num_sweeps, seed=0):
+    """Start one chain per configuration in ``position`` and run ``num_sweeps`` steps."""
+    count = jax.tree.leaves(position)[0].shape[0]
+    key_init, key_run = jax.random.split(jax.random.key(seed))
+    states = jax.vmap(kernel.init, (0, 0, None))(
+        jax.random.split(key_init, count), position, params
+    )
+
+    @jax.jit
+    def run(states, key):
+        def sweep(states, key):
+            keys = jax.random.split(key, count)
+            states, _ = jax.vmap(kernel.step, (0, 0, None))(keys, states, params)
+            return states, None
+
+        return jax.lax.scan(sweep, states, jax.random.split(key, num_sweeps))[0]
+
+    return run(states, key_run)

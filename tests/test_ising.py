@@ -24,7 +24,7 @@ import optax
 import pytest
 from numpyro.infer import MCMC
 from numpyro.infer.util import log_density
-from scipy import optimize, stats
+from scipy import optimize
 
 from numpyro_ebm.estimators import log_partition
 from numpyro_ebm.kernels import Kernel
@@ -46,6 +46,8 @@ from numpyro_ebm.models.ising import (
     torus_energy_per_spin,
     torus_log_partition,
 )
+
+from conftest import chi_square_pvalue
 
 SIGNIFICANCE = 1e-3
 NUM_CHAINS = 4000
@@ -154,19 +156,6 @@ def sample_codes(shape, spins) -> np.ndarray:
     return joint_code(
         shape, np.rint(bonds).astype(int), spins.sum(axis=axes).astype(int)
     )
-
-
-def chi_square_pvalue(indices: np.ndarray, probs: np.ndarray) -> float:
-    """Pearson chi-square p-value, pooling cells whose expected count is below 5."""
-    counts = np.bincount(indices, minlength=probs.size)
-    assert counts.size == probs.size, "a sample fell outside the exact support"
-    expected = probs * indices.size
-    small = expected < 5
-    observed = np.append(counts[~small], counts[small].sum())
-    expected = np.append(expected[~small], expected[small].sum())
-    if expected[-1] == 0:
-        observed, expected = observed[:-1], expected[:-1]
-    return stats.chisquare(observed, expected).pvalue
 
 
 def ising_params(coupling=1.0, field=0.0):

@@ -17,53 +17,21 @@ import numpyro.distributions as dist
 import pytest
 from numpyro.distributions import constraints
 from numpyro.infer import MCMC
-from scipy import stats
 
 from numpyro_ebm.kernels import BlockGibbs, SiteGibbs, block_gibbs, site_gibbs
 from numpyro_ebm.models import BernoulliRBM, EnergyModel
 
-from conftest import all_binary, brute_force_visible_probs, rbm_params
+from conftest import (
+    all_binary,
+    brute_force_visible_probs,
+    chi_square_pvalue,
+    rbm_params,
+    run_chains,
+    state_index,
+)
 
 SIGNIFICANCE = 1e-3
 NUM_CHAINS = 4000
-
-
-def state_index(samples: np.ndarray, domain_size: int = 2) -> np.ndarray:
-    """Index of each configuration in lexicographic order of its digits."""
-    samples = np.asarray(samples).reshape(samples.shape[0], -1).astype(int)
-    powers = domain_size ** np.arange(samples.shape[1] - 1, -1, -1)
-    return samples @ powers
-
-
-def chi_square_pvalue(indices: np.ndarray, probs: np.ndarray) -> float:
-    """Pearson chi-square p-value, pooling states whose expected count is below 5."""
-    counts = np.bincount(indices, minlength=probs.size)
-    expected = probs * indices.size
-    small = expected < 5
-    observed = np.append(counts[~small], counts[small].sum())
-    expected = np.append(expected[~small], expected[small].sum())
-    if expected[-1] == 0:
-        observed, expected = observed[:-1], expected[:-1]
-    return stats.chisquare(observed, expected).pvalue
-
-
-def run_chains(kernel, params, position, num_sweeps, seed=0):
-    count = jax.tree.leaves(position)[0].shape[0]
-    key_init, key_run = jax.random.split(jax.random.key(seed))
-    states = jax.vmap(kernel.init, (0, 0, None))(
-        jax.random.split(key_init, count), position, params
-    )
-
-    @jax.jit
-    def run(states, key):
-        def sweep(states, key):
-            keys = jax.random.split(key, count)
-            states, _ = jax.vmap(kernel.step, (0, 0, None))(keys, states, params)
-            return states, None
-
-        return jax.lax.scan(sweep, states, jax.random.split(key, num_sweeps))[0]
-
-    return run(states, key_run)
 
 
 def exact_samples(probs, count, shape, seed=0):

@@ -15,7 +15,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from numpyro.infer import MCMC
-from test_kernels import chi_square_pvalue, run_chains, state_index
 
 from numpyro_ebm.kernels.gibbs_with_gradients import (
     GibbsWithGradients,
@@ -26,7 +25,12 @@ from numpyro_ebm.models import EnergyModel
 from numpyro_ebm.models.pairwise import Potts, SpinGlass
 from numpyro_ebm.models.sites import Site
 
-from conftest import brute_force_visible_probs
+from conftest import (
+    brute_force_visible_probs,
+    chi_square_pvalue,
+    run_chains,
+    state_index,
+)
 
 SIGNIFICANCE = 1e-3
 NUM_CHAINS = 4000

@@ -19,7 +19,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from numpyro.infer import MCMC
-from test_kernels import chi_square_pvalue, state_index
 
 from numpyro_ebm.kernels.block_gibbs import block_gibbs
 from numpyro_ebm.kernels.gibbs_with_gradients import gibbs_with_gradients
@@ -33,7 +32,7 @@ from numpyro_ebm.kernels.tempering import (
 )
 from numpyro_ebm.models.pairwise import SpinGlass
 
-from conftest import brute_force_visible_probs
+from conftest import brute_force_visible_probs, chi_square_pvalue, state_index
 
 SIGNIFICANCE = 1e-3
 NUM_CHAINS = 2000
