@@ -10,7 +10,7 @@ alignment, with a pseudocount λ:
     f_{ij}(a, b) ← (1 − λ) f_{ij}(a, b) + \frac{λ}{q^2}.
 
 These are the moments of a mixture of the weighted data (weight 1 − λ) and
-the uniform distribution over sequences (weight λ). The learner only sees
+the uniform distribution over sequences (weight λ). The learner only receives
 weighted sequences, so the uniform component is represented by K = q·R
 balanced random rows: in every column each state occurs exactly R times, in
 an independent random order per column. Their single-site frequencies are
@@ -167,7 +167,7 @@ def default_pseudocount(weights: np.ndarray) -> float:
 def pseudocount_rows(rng_key: PRNGKey, num_sites: int, num_states: int) -> Array:
     """Draw K = q · R balanced random sequences standing for the uniform distribution.
 
-    Each column holds every state exactly R = ``PSEUDOCOUNT_ROWS_PER_STATE``
+    Each column contains every state exactly R = ``PSEUDOCOUNT_ROWS_PER_STATE``
     times, shuffled independently per column.
 
     Examples

@@ -165,7 +165,7 @@ def test_ais_estimate_does_not_drift_with_path_length(num_betas):
     assert abs(float(result.log_z) - exact) < 3 * float(result.standard_error)
 
 
-def test_base_rate_geometric_path_is_exact_for_independent_model():
+def test_base_rate_path_equal_weights():
     """With the base fitted to the model's own marginals the weights are all equal."""
     fields = jnp.array([1.0, -1.0, 0.5])
     model = EnergyModel.from_energy_fn(lambda p, x: -p["h"] @ x, {"h": fields}, shape=3)

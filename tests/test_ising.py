@@ -329,7 +329,8 @@ def test_model_sites_and_params():
     assert model.visible_sites[0].shape == (4, 4, 4)
     assert model.param_names == ("coupling", "field")
     assert float(model.init_params()["coupling"]) == pytest.approx(0.5)
-    assert model.num_spins == 64 and model.num_bonds == 192
+    assert model.num_spins == 64
+    assert model.num_bonds == 192
     # Eager validation rejects values that are not spins.
     with pytest.raises(ValueError, match="outside the site's domain"):
         model.as_configuration(np.zeros((1, 4, 4, 4)))

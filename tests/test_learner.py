@@ -31,7 +31,7 @@ def test_stochastic_gradient_matches_exact_gradient(tiny_rbm):
 
     The fantasy chains start from exact samples, so after one sweep they are
     still independent exact samples and the only error is Monte Carlo noise of
-    the model term, whose standard error is the per-chain standard deviation of
+    the model term. Its standard error is the per-chain standard deviation of
     the energy gradient over sqrt(num_chains). With 23 gradient components the
     family-wise failure rate of a 4.5-sigma bound is below 2e-4.
     """
@@ -417,7 +417,7 @@ def test_history_records_kernel_info():
 
 
 def test_kernel_adapt_hook_runs_after_sweeps():
-    """A kernel's `adapt` sees the batch of chains and the last sweep's info."""
+    """A kernel's `adapt` receives the batch of chains and the last sweep's info."""
     from numpyro_ebm.kernels import Kernel, block_gibbs
 
     rbm = BernoulliRBM(4, 2)

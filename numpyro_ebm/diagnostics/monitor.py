@@ -3,8 +3,8 @@
 :class:`TrainingMonitor` is an epoch callback for
 :meth:`~numpyro_ebm.learning.MaximumLikelihood.run`. At log-spaced (or chosen)
 epochs it copies the persistent chains and runs them at the then-current θ
-for a short trace, records the energy and chosen statistics per chain per
-sweep, and computes R-hat, bulk and tail ESS and the integrated
+for a short trace. It records the energy and chosen statistics per chain per
+sweep and computes R-hat, bulk and tail ESS and the integrated
 autocorrelation time with arviz-stats. Given data, it also runs chains started
 from data and chains started from noise and compares the two groups, the
 standard test of whether the model is sampled at equilibrium: if both groups
@@ -63,9 +63,10 @@ class TrainingMonitor:
     num_sweeps
         Sweeps of each checkpoint trace.
     num_chains
-        Chains per trace (the first ``num_chains`` persistent chains, and as
-        many data-started and noise-started chains); all persistent chains by
-        default and 16 per group for the data-versus-noise comparison.
+        Chains per trace: the first ``num_chains`` persistent chains, and as
+        many data-started and noise-started chains. By default all persistent
+        chains are traced, with 16 per group for the data-versus-noise
+        comparison.
     statistics
         Extra per-chain scalars to trace, as functions of one visible
         configuration (a dict of site name to array).

@@ -238,7 +238,7 @@ def reverse_ais(
     """Estimate log Z of the target by annealing target samples back to the base.
 
     Starting from samples of the target (for example long persistent chains),
-    the runs traverse the schedule in reverse; the mean of their weights
+    the runs traverse the schedule in reverse, and the mean of their weights
     estimates Z_0 / Z_K. When the starting samples are exact, log Ẑ is a
     stochastic upper bound of log Z, so it brackets log Z together with
     :func:`ais`; approximate samples make it approximate too.

@@ -79,9 +79,10 @@ def step_chains(
 
     With ``chain_batch_size=None`` all chains are one ``jax.vmap``. Otherwise the
     chains are processed ``chain_batch_size`` at a time by ``jax.lax.map``, which
-    keeps the working set of a step in the CPU cache for large lattices: on a
-    2-core CPU, 64 chains of a 128×128 Ising lattice ran at about 110 M spin
-    updates per second vmapped and 190 M in groups of 8 (checkerboard heat bath).
+    keeps the working set of a step in the CPU cache for large lattices. On a
+    2-core CPU, 64 chains of a 128×128 Ising lattice ran at about 140 M spin
+    updates per second vmapped and 220 M in groups of 8 (checkerboard heat bath,
+    ``benchmarks/ising_checkerboard.py``).
 
     Examples
     --------

@@ -59,11 +59,11 @@ PROGRESS_MIN_INTERVAL = 0.1
 def default_kernel(model: EnergyModel) -> Kernel:
     """Return the default kernel for ``model``.
 
-    Closed-form block Gibbs for RBMs (binary or Gaussian visible units),
-    checkerboard heat-bath for lattices with even sides, local-field Gibbs for
-    models exposing local fields and a coupling matrix, single-site Gibbs for
-    other discrete models, NumPyro's HMC for continuous models, and Gibbs on
-    the discrete sites with HMC on the continuous ones for mixed models.
+    RBMs (binary or Gaussian visible units) get closed-form block Gibbs, and
+    lattices with even sides get the checkerboard heat bath. Models exposing
+    local fields and a coupling matrix get local-field Gibbs, and other
+    discrete models single-site Gibbs. Continuous models get NumPyro's HMC, and
+    mixed models Gibbs on the discrete sites with HMC on the continuous ones.
     """
     from numpyro_ebm.kernels.block_gibbs import block_gibbs
     from numpyro_ebm.kernels.local_field import local_field_gibbs
@@ -411,7 +411,7 @@ class MaximumLikelihood:
         progress_bar
             Show a tqdm bar over updates, refreshed from inside the compiled
             loop, with the epoch, the data–fantasy energy gap and the latest
-            metrics; switched off when the ``CI`` environment variable is set.
+            metrics. The bar is off when the ``CI`` environment variable is set.
         callbacks
             Functions ``f(epoch, state)`` called after every epoch with the
             1-based epoch number and the learner state, for example a
@@ -543,12 +543,12 @@ class MaximumLikelihood:
                 "with `init_params=result.params`."
             )
         count = jax.tree.leaves(state.chains.position)[0].shape[0]
-        wanted = batch_size if self.method == "cd" else self.num_chains
-        if count != wanted:
-            what = "`batch_size`" if self.method == "cd" else "`num_chains`"
+        expected = batch_size if self.method == "cd" else self.num_chains
+        if count != expected:
+            setting = "`batch_size`" if self.method == "cd" else "`num_chains`"
             raise ValueError(
-                f"`init_state` contains {count} chains, but {what} is {wanted}; "
-                f"continue with the same {what}."
+                f"`init_state` contains {count} chains, but {setting} is {expected}; "
+                f"continue with the same {setting}."
             )
 
     def _with_chains(self, num_chains: int) -> "MaximumLikelihood":
@@ -647,7 +647,7 @@ def _pad_to_batches(data, weights, batch_size):
 
 @jax.jit
 def _all_finite(tree: Any) -> Array:
-    """Whether every entry of every array in ``tree`` is finite, in one device call."""
+    """Return whether every array in ``tree`` is finite, in one device call."""
     leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 

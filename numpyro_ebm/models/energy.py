@@ -8,7 +8,7 @@ the role of NumPyro's ``potential_fn`` and of BlackJAX's ``logdensity_fn`` with
 the opposite sign.
 
 Parameters reach every method as an explicit argument, in unconstrained
-coordinates (the values an optimiser updates), so a kernel always sees the
+coordinates (the values an optimiser updates), so a kernel always receives the
 current θ and a changed θ never triggers a new trace.
 """
 
