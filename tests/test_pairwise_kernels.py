@@ -302,38 +302,27 @@ def test_goodness_of_fit_detects_wrong_temperature(kernel_name):
 # -- local fields -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "scan", ["sequential", pytest.param("random", marks=pytest.mark.slow)]
-)
-def test_local_fields_do_not_drift(scan):
-    """The incrementally updated fields equal a fresh computation after a sweep."""
-    rng = np.random.default_rng(4)
-    shape = (30, 5)
-    model = Potts(*shape)
-    params = {
-        "couplings": jnp.asarray(rng.normal(size=shape + shape), dtype=float),
-        "fields": jnp.asarray(rng.normal(size=shape), dtype=float),
-    }
-    kernel = local_field_gibbs(model, scan=scan, inverse_temperature=0.1)
-    state = kernel.init(jax.random.key(0), {"x": jnp.zeros(30, jnp.int32)}, params)
-    step = jax.jit(kernel.step)
-    for key in jax.random.split(jax.random.key(1), 5):
-        state, info = step(key, state, params)
-        fresh = model.local_fields(params, state.position["x"][None])[0]
-        # The fields are sums of 30 terms of order 1 plus at most 30 increments,
-        # so float32 rounding (relative 6e-8) stays far below 1e-4.
-        np.testing.assert_allclose(state.local_fields, fresh, atol=1e-4)
-    assert 0.0 < float(info.flip_rate) <= 1.0
-
-
-def test_spin_glass_local_fields_do_not_drift():
-    model, params = spin_glass_case(seed=3, scale=1.0)
-    kernel = local_field_gibbs(model, inverse_temperature=0.2)
-    state = kernel.init(jax.random.key(0), {"s": jnp.ones(NUM_SPINS)}, params)
-    for key in jax.random.split(jax.random.key(1), 3):
-        state, _ = kernel.step(key, state, params)
-        fresh = model.local_fields(params, state.position["s"][None])[0]
-        np.testing.assert_allclose(state.local_fields, fresh, atol=1e-5)
+@pytest.mark.parametrize("scan", ["sequential", "random"])
+def test_local_field_gibbs_with_extreme_fields(scan):
+    """Fields of ±1000 give the forced states, with no NaN from exp or the CDF."""
+    shape = (6, 4)
+    favoured = jnp.array([3, 0, 2, 1, 3, 0])
+    fields = jnp.full(shape, -1000.0).at[jnp.arange(6), favoured].set(1000.0)
+    model = Potts(*shape, fields=fields)
+    params = model.init_params()
+    kernel = local_field_gibbs(model, scan=scan)
+    start = jnp.zeros((50, 6), jnp.int32)
+    states = jax.vmap(kernel.init, (0, 0, None))(
+        jax.random.split(jax.random.key(0), 50), {"x": start}, params
+    )
+    for key in jax.random.split(jax.random.key(1), 8):
+        keys = jax.random.split(key, 50)
+        states, _ = jax.vmap(kernel.step, (0, 0, None))(keys, states, params)
+    # A random scan visits every site within 8 sweeps with probability
+    # 1 − 6 (1 − 1/6)^48 ≈ 0.9998 per chain, so a few chains may keep a start
+    # state at one site; a sequential scan sets every site in the first sweep.
+    agree = np.mean(np.asarray(states.position["x"]) == np.asarray(favoured))
+    assert agree >= (1.0 if scan == "sequential" else 0.98)
 
 
 class BinaryBoltzmann(EnergyModel):

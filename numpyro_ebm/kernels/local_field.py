@@ -1,4 +1,4 @@
-r"""Single-site Gibbs sampling driven by incrementally updated local fields.
+r"""Single-site Gibbs sampling driven by local fields.
 
 For pairwise models the conditional of one element depends on the others only
 through its local field. For a two-valued element x_i ∈ {d_0, d_1} (spins or
@@ -15,13 +15,18 @@ and for a categorical element σ_i ∈ {0, …, q − 1} of a Potts model,
     p(σ_i = a \mid σ_{-i}) ∝ \exp\big(β F_i(σ)_a\big), \qquad
     F_i(σ)_a = h_i(a) + Σ_j J_{ij}(a, σ_j).
 
-A step is a sweep of N single-site updates. The fields are computed once per
-sweep and then kept up to date: after x_i changes from a to a′ the fields move
-by the couplings of site i, L ← L + J_{:,i}(a′ − a) or
-F ← F + J_{i,a′,:,:} − J_{i,a,:,:}. A site update therefore costs O(N q), against
-O(N² q) for the energy differences that :func:`~numpyro_ebm.kernels.site_gibbs`
-evaluates. The fields are recomputed at the start of every sweep because θ may
-change between steps, so rounding errors never accumulate beyond one sweep.
+A step is a sweep of N single-site updates. Each update computes the one
+field it needs from the current configuration, L_i = h_i + J_{i,:} x or
+F_i(σ) = h_i + J_{i,:,:,:} · onehot(σ), as one product with a row (block) of J,
+and draws the new element from a single uniform number (inverse CDF). With
+the sites visited in the same order in every chain (sequential scan), the
+products of a batch of chains form one matrix product per site. This costs
+O(N q²) per update, against O(N² q) for the energy differences that
+:func:`~numpyro_ebm.kernels.site_gibbs` evaluates, and since no field is
+carried from one update to the next, no rounding error accumulates. On two
+CPU cores a sweep of 2,000 chains of a Potts model with N = 136 and q = 5
+took 26 ms this way, against 95 ms when all fields were kept and updated
+after each change (``benchmarks/dca_rf00379.py`` measures a full update).
 
 The kernel works for any model with a single visible site and no latent sites
 that provides
@@ -64,14 +69,9 @@ class LocalFieldGibbsState(NamedTuple):
     ----------
     position
         Visible configuration, keyed by the site name.
-    local_fields
-        Local fields of ``position`` at the parameters of the last step, in the
-        layout of ``model.local_fields`` without the batch axis. The next step
-        recomputes them, since θ may have changed.
     """
 
     position: dict[str, Array]
-    local_fields: Array
 
 
 class LocalFieldGibbsInfo(NamedTuple):
@@ -158,8 +158,8 @@ def local_field_gibbs(
     >>> kernel = local_field_gibbs(model, scan="random")
     >>> state = kernel.init(jax.random.key(0), {"x": jnp.zeros(5, jnp.int32)}, params)
     >>> state, info = kernel.step(jax.random.key(1), state, params)
-    >>> state.position["x"].shape, state.local_fields.shape
-    ((5,), (5, 3))
+    >>> state.position["x"].shape, float(info.flip_rate) <= 1.0
+    ((5,), True)
     """
     site = _check_model(model)
     scan = _check_scan(scan)
@@ -167,64 +167,87 @@ def local_field_gibbs(
     categorical = site.is_categorical
     dtype = jnp.int32 if categorical else jnp.result_type(float)
 
-    def compute_fields(params, x):
-        return model.local_fields(params, x[None])[0]
+    num_states = len(site.domain) if categorical else 1
+    width = size * num_states
 
-    def flat_couplings(params):
+    def coupling_rows(params):
+        """J as (N, q, N q) for categorical elements, or (N, N)."""
         couplings = model.coupling_matrix(params)
+        return couplings.reshape(
+            (size, num_states, width) if categorical else (size, size)
+        )
+
+    def bias(params, couplings):
+        """Return the fields h: the local fields of a reference configuration, less J.
+
+        They do not depend on the chain, so under ``jax.vmap`` this is
+        computed once for all chains.
+        """
+        reference = jnp.zeros((1, *site.shape), dtype=dtype)
+        fields = model.local_fields(params, reference)[0]
+        if not categorical:
+            return fields.reshape(size)
+        # F_i(0)_a = h_i(a) + Σ_j J_ij(a, 0): remove the couplings to state 0.
+        return fields.reshape(size, num_states) - couplings[:, :, ::num_states].sum(-1)
+
+    def encode(x):
+        """Return the vector that row i of J multiplies: one-hot states, or x."""
         if categorical:
-            q = len(site.domain)
-            return couplings.reshape(size, q, size, q)
-        return couplings.reshape(size, size)
+            return jax.nn.one_hot(x, num_states, dtype=float).reshape(width)
+        return x
 
     def init(
         rng_key: PRNGKey, position: Configuration, params: Params
     ) -> LocalFieldGibbsState:
-        x = jnp.asarray(position[name], dtype=dtype)
-        return LocalFieldGibbsState({name: x}, compute_fields(params, x))
+        return LocalFieldGibbsState({name: jnp.asarray(position[name], dtype=dtype)})
 
-    def update_two_valued(key, i, x, fields, couplings):
+    def draw_two_valued(u, field):
         low, high = site.domain
-        logit = beta * (high - low) * fields[i]
-        new = jnp.where(jax.random.uniform(key) < jax.nn.sigmoid(logit), high, low)
-        fields = fields + couplings[i] * (new - x[i])
-        return new, fields
+        logit = beta * (high - low) * field
+        return jnp.where(u < jax.nn.sigmoid(logit), high, low).astype(dtype)
 
-    def update_categorical(key, i, x, fields, couplings):
-        new = jax.random.categorical(key, beta * fields[i]).astype(dtype)
-        fields = fields + couplings[i, new] - couplings[i, x[i]]
-        return new, fields
+    def draw_categorical(u, field):
+        logits = beta * field
+        cumulative = jnp.cumsum(jnp.exp(logits - logits.max()))
+        # P(new = a) = p_a / Σ p: count the states whose cumulative weight the
+        # threshold reaches. A threshold rounded up to the total is clipped.
+        new = jnp.sum(cumulative <= u * cumulative[-1])
+        return jnp.minimum(new, num_states - 1).astype(dtype)
 
-    update = update_categorical if categorical else update_two_valued
+    draw = draw_categorical if categorical else draw_two_valued
 
     def step(
         rng_key: PRNGKey, state: LocalFieldGibbsState, params: Params
     ) -> tuple[LocalFieldGibbsState, LocalFieldGibbsInfo]:
-        key_order, key_updates = jax.random.split(rng_key)
-        if scan == "sequential":
-            order = jnp.arange(size)
-        else:
-            order = jax.random.randint(key_order, (size,), 0, size)
-        keys = jax.random.split(key_updates, size)
-        couplings = flat_couplings(params)
+        key_order, key_uniform = jax.random.split(rng_key)
+        order = jax.random.randint(key_order, (size,), 0, size)
+        uniforms = jax.random.uniform(key_uniform, (size,))
+        couplings = coupling_rows(params)
+        fields = bias(params, couplings)
         x = state.position[name].reshape(size)
-        fields = compute_fields(params, state.position[name])
-        fields = fields.reshape((size, -1) if categorical else (size,))
 
         def body(t, carry):
-            x, fields, flips = carry
-            i = order[t]
-            new, fields = update(keys[t], i, x, fields, couplings)
+            x, encoded, flips = carry
+            # The loop counter itself as the site keeps the row of J a slice
+            # shared by all chains: indexing an order array made vmapped
+            # sequential sweeps 2.5 times slower.
+            i = t if scan == "sequential" else order[t]
+            new = draw(uniforms[t], fields[i] + couplings[i] @ encoded)
             flips = flips + (new != x[i])
-            return x.at[i].set(new), fields, flips
+            if categorical:
+                value = jax.nn.one_hot(new, num_states, dtype=encoded.dtype)
+                encoded = jax.lax.dynamic_update_slice(
+                    encoded, value, (i * num_states,)
+                )
+            else:
+                encoded = encoded.at[i].set(new)
+            return x.at[i].set(new), encoded, flips
 
-        x, fields, flips = jax.lax.fori_loop(
-            0, size, body, (x, fields, jnp.zeros((), jnp.int32))
+        x, _, flips = jax.lax.fori_loop(
+            0, size, body, (x, encode(x), jnp.zeros((), jnp.int32))
         )
-        position = {name: x.reshape(site.shape)}
-        fields = fields.reshape(state.local_fields.shape)
         info = LocalFieldGibbsInfo(flips / size)
-        return LocalFieldGibbsState(position, fields), info
+        return LocalFieldGibbsState({name: x.reshape(site.shape)}), info
 
     return Kernel(init, step)
 
