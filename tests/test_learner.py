@@ -642,3 +642,114 @@ def test_chain_batch_size_gives_same_chains():
     )
     with pytest.raises(ValueError, match="`chain_batch_size`"):
         MaximumLikelihood(rbm, optax.sgd(0.1), chain_batch_size=0)
+
+
+# -- full-batch training with a closed-form data term ------------------------------
+
+
+def spin_glass_rows(seed=0, count=40, num_spins=4):
+    from numpyro_ebm.models import SpinGlass
+
+    rng = np.random.default_rng(seed)
+    rows = jnp.asarray(rng.choice([-1.0, 1.0], size=(count, num_spins)))
+    weights = jnp.asarray(rng.uniform(0.5, 2.0, size=count))
+    return SpinGlass(num_spins), rows, weights
+
+
+def test_full_batch_matches_run_on_all_rows():
+    """A closed-form data term gives the same parameters as full-batch ``run``.
+
+    Both start from the same key, so the chains and every update draw the same
+    random numbers; only the data term is computed differently.
+    """
+    model, rows, weights = spin_glass_rows()
+
+    def data_energy(params):
+        return jnp.sum(weights * model.energy(params, rows)) / jnp.sum(weights)
+
+    learner = MaximumLikelihood(model, optax.sgd(0.1), num_chains=32, num_sweeps=2)
+    by_rows = learner.run(
+        jax.random.key(3),
+        rows,
+        weights=weights,
+        num_epochs=12,
+        batch_size=rows.shape[0],
+        progress_bar=False,
+    )
+    closed_form = learner.run_full_batch(
+        jax.random.key(3),
+        data_energy,
+        num_updates=12,
+        updates_per_epoch=4,
+        progress_bar=False,
+    )
+    np.testing.assert_allclose(
+        flatten(closed_form.params), flatten(by_rows.params), atol=1e-5
+    )
+    np.testing.assert_array_equal(
+        closed_form.chains.position["s"], by_rows.chains.position["s"]
+    )
+    assert int(closed_form.state.step) == 12
+    assert closed_form.history.energy_gap.shape == (12,)
+
+
+def test_full_batch_resume_and_callbacks():
+    """Callbacks run once per epoch; a resumed run continues bit for bit."""
+    model, rows, _ = spin_glass_rows(seed=1)
+
+    def data_energy(params):
+        return jnp.mean(model.energy(params, rows))
+
+    learner = MaximumLikelihood(model, optax.sgd(0.1), num_chains=16)
+    seen = []
+    whole = learner.run_full_batch(
+        jax.random.key(0),
+        data_energy,
+        num_updates=10,
+        updates_per_epoch=5,
+        progress_bar=False,
+        callbacks=[lambda epoch, state: seen.append((epoch, int(state.step)))],
+    )
+    assert seen == [(1, 5), (2, 10)]
+    first = learner.run_full_batch(
+        jax.random.key(0),
+        data_energy,
+        num_updates=5,
+        updates_per_epoch=5,
+        progress_bar=False,
+    )
+    second = learner.run_full_batch(
+        None,
+        data_energy,
+        num_updates=5,
+        updates_per_epoch=5,
+        init_state=first.state,
+        progress_bar=False,
+    )
+    np.testing.assert_array_equal(flatten(second.params), flatten(whole.params))
+
+
+@pytest.mark.parametrize(
+    "learner_kwargs, run_kwargs, error, match",
+    [
+        ({"method": "cd"}, {}, ValueError, "method='pcd'"),
+        ({"penalty": Penalty(energy_magnitude=0.1)}, {}, ValueError, "energy_magnitude"),
+        ({}, {"data_energy": 3.0}, TypeError, "data_energy"),
+        ({}, {"data_energy": lambda p: p["fields"]}, ValueError, "scalar"),
+        ({}, {"num_updates": 0}, ValueError, "num_updates"),
+        ({}, {"updates_per_epoch": -1}, ValueError, "updates_per_epoch"),
+    ],
+)
+def test_full_batch_bad_arguments_rejected(learner_kwargs, run_kwargs, error, match):
+    model, rows, _ = spin_glass_rows()
+    learner = MaximumLikelihood(model, optax.sgd(0.1), num_chains=4, **learner_kwargs)
+    arguments = {
+        "data_energy": lambda p: jnp.mean(model.energy(p, rows)),
+        "num_updates": 2,
+        **run_kwargs,
+    }
+    data_energy = arguments.pop("data_energy")
+    with pytest.raises(error, match=match):
+        learner.run_full_batch(
+            jax.random.key(0), data_energy, progress_bar=False, **arguments
+        )

@@ -24,6 +24,7 @@ machines using approximations to the likelihood gradient", ICML 2008). With
 (contrastive divergence CD-k, Hinton, Neural Computation 14(8), 2002).
 """
 
+import functools
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -270,10 +271,32 @@ class MaximumLikelihood:
         """
         if not isinstance(batch, Mapping):
             batch = self.model.as_configuration(batch, name="batch", check=False)
-        rng_key, key_init, key_sweep = jax.random.split(state.rng_key, 3)
         batch_size = jax.tree.leaves(batch)[0].shape[0]
         weights = jnp.ones(batch_size) if weights is None else weights
 
+        def data_term(params):
+            energies = self.model.energy(params, batch)
+            return _weighted_mean(energies, weights), energies
+
+        return self._update(state, data_term, weights, batch)
+
+    def update_full_batch(
+        self, state: LearnerState, data_energy: Callable[[Params], Array]
+    ) -> tuple[LearnerState, UpdateMetrics]:
+        """Take one maximum-likelihood step with the data term in closed form.
+
+        ``data_energy(params)`` returns the mean energy ⟨E_θ⟩ of the whole
+        training set, for example from its sufficient statistics; see
+        :meth:`run_full_batch`. Only persistent chains (``method="pcd"``)
+        apply, since contrastive divergence starts its chains at data rows.
+        """
+        return self._update(
+            state, lambda params: (data_energy(params), None), None, None
+        )
+
+    def _update(self, state, data_term, weights, batch):
+        """Advance the chains and step on the data term minus the fantasy term."""
+        rng_key, key_init, key_sweep = jax.random.split(state.rng_key, 3)
         if self.method == "cd":
             chains = self._init_chains(key_init, batch, state.params)
             chain_weights = weights
@@ -284,9 +307,8 @@ class MaximumLikelihood:
         fantasy = jax.lax.stop_gradient(chains.position)
 
         def surrogate(params):
-            data_energies = self.model.energy(params, batch)
+            data_energy, data_energies = data_term(params)
             fantasy_energies = self.model.energy(params, fantasy)
-            data_energy = _weighted_mean(data_energies, weights)
             fantasy_energy = _weighted_mean(fantasy_energies, chain_weights)
             regulariser = penalty_energy(self.penalty, self.model.constrain(params))
             if self.penalty.energy_magnitude:
@@ -304,15 +326,18 @@ class MaximumLikelihood:
         )
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        # A minibatch whose weights are all zero carries no data: keep θ and the
-        # optimiser state instead of stepping on a gradient without a data term.
-        has_data = jnp.sum(weights) > 0
-        params = jax.tree.map(
-            lambda new, old: jnp.where(has_data, new, old), params, state.params
-        )
-        opt_state = jax.tree.map(
-            lambda new, old: jnp.where(has_data, new, old), opt_state, state.opt_state
-        )
+        if weights is not None:
+            # A minibatch whose weights are all zero carries no data: keep θ and
+            # the optimiser state instead of stepping without a data term.
+            has_data = jnp.sum(weights) > 0
+            params = jax.tree.map(
+                lambda new, old: jnp.where(has_data, new, old), params, state.params
+            )
+            opt_state = jax.tree.map(
+                lambda new, old: jnp.where(has_data, new, old),
+                opt_state,
+                state.opt_state,
+            )
 
         metrics = UpdateMetrics(
             data_energy=data_energy,
@@ -341,20 +366,11 @@ class MaximumLikelihood:
         batches = jax.tree.map(take, data)
         batch_weights = take(weights)
 
-        def report(state, metrics):
-            jax.lax.cond(
-                state.step % report_every == 0,
-                lambda: jax.debug.callback(
-                    self._progress.update_to, state.step, metrics.energy_gap
-                ),
-                lambda: None,
-            )
-
         def body(state, inputs):
             batch, batch_weight = inputs
             state, metrics = self.update(state, batch, batch_weight)
             if report_every:
-                report(state, metrics)
+                self._report(state, metrics, report_every)
             return state, metrics
 
         return jax.lax.scan(body, state, (batches, batch_weights))
@@ -473,7 +489,193 @@ class MaximumLikelihood:
             state = learner.init(rng_key, init_params, init_position=init_position)
 
         padded_data, padded_weights = _pad_to_batches(data, weights, batch_size)
+
+        def epoch(state, report_every):
+            shuffle_key = jax.random.fold_in(state.rng_key, state.step)
+            return self._jit_epoch(
+                state,
+                padded_data,
+                padded_weights,
+                batch_size,
+                shuffle_key,
+                report_every,
+            )
+
         updates_per_epoch = padded_weights.shape[0] // batch_size
+        return self._train(
+            state,
+            epoch,
+            num_epochs,
+            updates_per_epoch,
+            metrics,
+            metrics_every,
+            progress_bar,
+            callbacks,
+        )
+
+    def run_full_batch(
+        self,
+        rng_key: PRNGKey,
+        data_energy: Callable[[Params], Array],
+        *,
+        num_updates: int,
+        updates_per_epoch: int = 1,
+        metrics: Mapping[str, Callable[[Params], Any]]
+        | Callable[[Params], Mapping[str, Any]]
+        | None = None,
+        metrics_every: int = 1,
+        init_state: LearnerState | None = None,
+        init_params: Params | None = None,
+        init_position: Configuration | ArrayLike | None = None,
+        progress_bar: bool = True,
+        callbacks: Sequence[Callable[[int, LearnerState], None]] | None = None,
+    ) -> TrainingResult:
+        r"""Fit the model with the data term given as a function of θ.
+
+        When every update uses the whole training set, the data term
+        ⟨E_θ⟩_data often has a closed form that costs far less than the
+        energies of all examples. For a model whose energy is linear in its
+        parameters, E_θ(x) = −θ·T(x), it is −θ·⟨T⟩_data, so the statistics ⟨T⟩
+        are computed once; for a Potts model they are the one- and two-site
+        frequencies, pseudocount included, as in
+        :func:`~numpyro_ebm.dca.fit_dca`. Each update advances the persistent
+        chains and steps on
+
+        .. math::
+
+            \mathrm{data\_energy}(θ) − \bar E_θ(\mathrm{sg}(x_{fantasy}))
+            + E_{reg}(θ).
+
+        Parameters
+        ----------
+        rng_key
+            Random key (ignored when ``init_state`` is given).
+        data_energy
+            Traceable function ``f(params) -> scalar``: the mean energy of the
+            training data at the unconstrained parameters.
+        num_updates
+            Number of updates; rounded up to whole epochs.
+        updates_per_epoch
+            Updates per compiled scan, between two calls of the callbacks.
+        metrics, metrics_every, init_state, init_params, progress_bar, callbacks
+            As in :meth:`run`, with an epoch of ``updates_per_epoch`` updates.
+        init_position
+            Initial configurations of the chains for a new run, one per chain;
+            uniformly random by default.
+
+        Returns
+        -------
+        TrainingResult
+
+        Raises
+        ------
+        ValueError
+            With ``method="cd"`` or an ``energy_magnitude`` penalty, which need
+            the energies of data rows.
+
+        Examples
+        --------
+        >>> import jax, jax.numpy as jnp, optax
+        >>> from numpyro_ebm.models.pairwise import SpinGlass, symmetric_couplings
+        >>> model = SpinGlass(3)
+        >>> m = jnp.full(3, 0.4)  # independent spins with ⟨s_i⟩ = 0.4
+        >>> def data_energy(params):
+        ...     couplings = symmetric_couplings(params["couplings"])
+        ...     return -0.5 * m @ couplings @ m - m @ params["fields"]
+        >>> learner = MaximumLikelihood(model, optax.sgd(0.2), num_chains=200)
+        >>> result = learner.run_full_batch(jax.random.key(0), data_energy,
+        ...                                 num_updates=300, progress_bar=False)
+        >>> bool(jnp.allclose(result.params["fields"], jnp.arctanh(0.4), atol=0.15))
+        True
+        """
+        if not callable(data_energy):
+            raise TypeError(
+                "`data_energy` must be a function params -> mean data energy; got "
+                f"{type(data_energy).__name__}."
+            )
+        if self.method != "pcd":
+            raise ValueError(
+                "run_full_batch needs persistent chains (method='pcd'); contrastive "
+                "divergence starts its chains at data rows, so use run() for it."
+            )
+        if self.penalty.energy_magnitude:
+            raise ValueError(
+                "the `energy_magnitude` penalty needs the energy of every data row; "
+                "use run() with the data, or drop the penalty."
+            )
+        _check_positive_int("num_updates", num_updates)
+        _check_positive_int("updates_per_epoch", updates_per_epoch)
+        _check_positive_int("metrics_every", metrics_every)
+        metrics = _check_metrics(metrics)
+        rng_key = _as_key(rng_key)
+        if hasattr(init_state, "history") and hasattr(init_state, "state"):
+            init_state = init_state.state
+        state = self._start_state(rng_key, init_state, init_params, init_position)
+        value = jax.eval_shape(data_energy, state.params)
+        if getattr(value, "shape", None) != ():
+            raise ValueError(
+                "`data_energy` must return a scalar; got shape "
+                f"{getattr(value, 'shape', type(value).__name__)}."
+            )
+
+        @functools.partial(jax.jit, static_argnums=1)
+        def scan_updates(state, report_every):
+            def body(state, _):
+                state, update_metrics = self.update_full_batch(state, data_energy)
+                if report_every:
+                    self._report(state, update_metrics, report_every)
+                return state, update_metrics
+
+            return jax.lax.scan(body, state, length=updates_per_epoch)
+
+        num_epochs = -(-num_updates // updates_per_epoch)
+        return self._train(
+            state,
+            scan_updates,
+            num_epochs,
+            updates_per_epoch,
+            metrics,
+            metrics_every,
+            progress_bar,
+            callbacks,
+        )
+
+    def _start_state(self, rng_key, init_state, init_params, init_position):
+        """Check ``init_state`` or build a new state for a full-batch run."""
+        if init_state is not None:
+            if init_params is not None or init_position is not None:
+                raise ValueError(
+                    "pass either `init_state` (to continue training) or "
+                    "`init_params`/`init_position` (to start a new run), not both."
+                )
+            self._check_state(init_state, self.num_chains)
+            return init_state
+        if init_params is not None:
+            _check_params(self.model, init_params, "init_params")
+        return self.init(rng_key, init_params, init_position=init_position)
+
+    def _report(self, state, metrics, report_every):
+        """Send the step and energy gap to the progress bar every few updates."""
+        jax.lax.cond(
+            state.step % report_every == 0,
+            lambda: jax.debug.callback(
+                self._progress.update_to, state.step, metrics.energy_gap
+            ),
+            lambda: None,
+        )
+
+    def _train(
+        self,
+        state,
+        epoch,
+        num_epochs,
+        updates_per_epoch,
+        metrics,
+        metrics_every,
+        progress_bar,
+        callbacks,
+    ) -> TrainingResult:
+        """Run ``epoch(state, report_every)`` repeatedly with history and callbacks."""
         history = _HistoryBuilder(metrics)
         show = progress_bar and not _running_in_ci()
         # At most PROGRESS_REPORTS_PER_EPOCH host callbacks per epoch, so the bar
@@ -485,27 +687,19 @@ class MaximumLikelihood:
             total=num_epochs * updates_per_epoch, first_step=int(state.step), show=show
         )
         try:
-            for epoch in range(num_epochs):
+            for index in range(num_epochs):
                 last_good = state
-                shuffle_key = jax.random.fold_in(state.rng_key, state.step)
-                state, update_metrics = self._jit_epoch(
-                    state,
-                    padded_data,
-                    padded_weights,
-                    batch_size,
-                    shuffle_key,
-                    report_every,
-                )
+                state, update_metrics = epoch(state, report_every)
                 _raise_if_diverged(update_metrics, state, last_good)
                 history.add_updates(update_metrics)
                 if metrics and (
-                    (epoch + 1) % metrics_every == 0 or epoch + 1 == num_epochs
+                    (index + 1) % metrics_every == 0 or index + 1 == num_epochs
                 ):
-                    history.add_metrics(epoch, state.params)
+                    history.add_metrics(index, state.params)
                 self._progress.end_epoch(
-                    epoch + 1, num_epochs, int(state.step), history.postfix()
+                    index + 1, num_epochs, int(state.step), history.postfix()
                 )
-                stop = [callback(epoch + 1, state) for callback in callbacks or ()]
+                stop = [callback(index + 1, state) for callback in callbacks or ()]
                 if any(flag is True for flag in stop):
                     break
         except BaseException as error:
