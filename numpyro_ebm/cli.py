@@ -304,16 +304,15 @@ def train(args) -> int:
             f"already reached Pearson {history[1][-1]:.4f} ≥ {config['target_pearson']}"
         )
         return 0
-    rows, row_weights = dca.training_rows(
-        jax.random.split(jax.random.key(config["seed"]))[0],
-        alignment.sequences,
-        num_states,
-        weights,
-        config["pseudocount"],
+    pseudocount = config["pseudocount"]
+    if pseudocount is None:
+        pseudocount = dca.default_pseudocount(weights)
+    single, pair = dca.frequencies(
+        alignment.sequences, num_states, weights, pseudocount
     )
     monitor = dca.PearsonMonitor(
         model,
-        dca.moments(model, rows, row_weights),
+        dca.frequency_moments(single, pair),
         target=config["target_pearson"],
         check_every=config["check_every"],
     )
@@ -323,7 +322,7 @@ def train(args) -> int:
             alignment.sequences,
             num_states,
             weights=weights,
-            pseudocount=config["pseudocount"],
+            pseudocount=pseudocount,
             learner=learner,
             max_updates=config["max_updates"],
             init_state=init_state,

@@ -11,6 +11,7 @@ import pytest
 
 from numpyro_ebm import cli, dca
 from numpyro_ebm.data.fasta import write_fasta
+from numpyro_ebm.estimators import moments
 from numpyro_ebm.models import Potts
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -61,20 +62,69 @@ def test_single_mutants_match_energies():
         assert delta[i, a] == pytest.approx(energy - base, abs=1e-5)
 
 
-def test_pseudocount_moments():
+def test_frequency_moments_match_sample_moments():
+    """Frequencies of weighted rows and the moments of those rows agree."""
+    rng = np.random.default_rng(2)
+    sequences = rng.integers(0, 3, (50, 4))
+    weights = rng.uniform(0.2, 2.0, 50)
+    stats = moments(Potts(4, 3), sequences, weights)
+    from_frequencies = dca.frequency_moments(*dca.frequencies(sequences, 3, weights))
+    for name in ("mean", "second_moment", "covariance", "element", "state"):
+        np.testing.assert_allclose(
+            getattr(from_frequencies, name), getattr(stats, name), atol=1e-6
+        )
+
+
+def test_pseudocount_mixes_in_uniform_frequencies():
     sequences = np.array([[0, 1, 2], [0, 0, 2], [1, 1, 2]])
-    rows, weights = dca.training_rows(jax.random.key(0), sequences, 3, pseudocount=0.3)
+    plain = dca.frequencies(sequences, 3)
     single, pair = dca.frequencies(sequences, 3, pseudocount=0.3)
-    stats = dca.moments(Potts(3, 3), rows, weights)
-    np.testing.assert_allclose(stats.mean.reshape(3, 3), single, atol=1e-6)
-    # Pair frequencies of the balanced rows carry an error of order λ/(q√K) ≈ 0.008.
-    off_diagonal = ~np.eye(3, dtype=bool)
-    fitted = np.asarray(stats.second_moment.reshape(3, 3, 3, 3)).transpose(0, 2, 1, 3)
-    expected = np.asarray(pair).transpose(0, 2, 1, 3)
-    np.testing.assert_allclose(fitted[off_diagonal], expected[off_diagonal], atol=0.02)
-    np.testing.assert_allclose(
-        np.asarray(pair)[0, :, 0, :], np.diag(single[0]), atol=1e-6
+    np.testing.assert_allclose(single, 0.7 * plain[0] + 0.1, atol=1e-6)
+    np.testing.assert_allclose(pair[0, :, 1, :], 0.7 * plain[1][0, :, 1, :] + 0.3 / 9)
+    np.testing.assert_allclose(pair[0, :, 0, :], np.diag(single[0]), atol=1e-6)
+    with pytest.raises(ValueError, match="pseudocount"):
+        dca.frequencies(sequences, 3, pseudocount=1.0)
+
+
+def test_potts_mean_energy_matches_rows():
+    """⟨E⟩ from the frequencies equals the weighted mean energy, value and gradient."""
+    model, params = random_potts(jax.random.key(4))
+    rng = np.random.default_rng(3)
+    sequences = rng.integers(0, 3, (30, 4))
+    weights = jnp.asarray(rng.uniform(0.2, 2.0, 30))
+    single, pair = dca.frequencies(sequences, 3, np.asarray(weights))
+
+    def by_rows(p):
+        energies = model.energy(p, {"x": jnp.asarray(sequences)})
+        return jnp.sum(weights * energies) / jnp.sum(weights)
+
+    def by_frequencies(p):
+        return model.mean_energy(p, single, pair)
+
+    assert float(by_frequencies(params)) == pytest.approx(float(by_rows(params)), 1e-5)
+    for name in ("fields", "couplings"):
+        np.testing.assert_allclose(
+            jax.grad(by_frequencies)(params)[name],
+            jax.grad(by_rows)(params)[name],
+            atol=1e-6,
+        )
+
+
+def test_profile_start_matches_single_site_frequencies():
+    """A new fit starts at h = log f and draws its chains from that profile."""
+    rng = np.random.default_rng(5)
+    sequences = rng.integers(0, 4, (200, 5))
+    learner = dca.dca_learner(Potts(5, 4), num_chains=4000, learning_rate=1e-9)
+    result = dca.fit_dca(
+        jax.random.key(0), sequences, 4, learner=learner, max_updates=1, check_every=1
     )
+    single, _ = dca.frequencies(sequences, 4, pseudocount=1 / 200)
+    np.testing.assert_allclose(result.state.params["fields"], np.log(single), atol=1e-6)
+    # After one sweep the chains still sample the profile model exactly (J = 0).
+    # Each frequency is a mean of 4000 independent draws, SE ≤ 0.0079; 5
+    # standard errors over the 20 entries fail with probability below 1e-5.
+    counts = jax.nn.one_hot(result.state.chains.position["x"], 4).mean(0)
+    np.testing.assert_allclose(counts, single, atol=5 * 0.0079)
 
 
 def test_fit_reaches_target_small():
@@ -96,6 +146,51 @@ def test_fit_reaches_target_small():
     )
     assert result.converged
     assert result.monitor.pearson[-1] >= 0.95
+
+
+def test_trained_marginals_and_moving_gauged_fields():
+    """Training moves the fields, also in the zero-sum gauge, and fits f_i exactly.
+
+    Couplings that grow during training shift the single-site marginals, so
+    the fields must move away from the profile start to keep f_i; in the
+    zero-sum gauge the coupling terms moved into the fields must follow too.
+    The marginals of the trained model are computed by enumerating all 3^4
+    states. The fit ends with a noisy gradient step: with 2,000 chains a
+    frequency has a standard error of at most 0.011, and η = 0.2 moves a
+    field by at most 0.2 × 0.011 per step, so marginals within 0.04 of the
+    data are a loose bound.
+    """
+    model, params = random_potts(jax.random.key(6), scale=1.0)
+    states = jnp.array(list(itertools.product(range(3), repeat=4)))
+    probs = np.asarray(jax.nn.softmax(-model.energy(params, {"x": states})))
+    rows = np.random.default_rng(7).choice(len(states), 3000, p=probs / probs.sum())
+    sequences = np.asarray(states)[rows]
+    learner = dca.dca_learner(Potts(4, 3), num_chains=2000, learning_rate=0.2)
+    result = dca.fit_dca(
+        jax.random.key(1),
+        sequences,
+        3,
+        pseudocount=0.0,
+        learner=learner,
+        max_updates=300,
+        target_pearson=1.0,
+        check_every=50,
+    )
+    single, _ = dca.frequencies(sequences, 3)
+    fitted = result.state.params
+    energies = result.model.energy(fitted, {"x": states})
+    marginals = jnp.einsum(
+        "s,sia->ia", jax.nn.softmax(-energies), jax.nn.one_hot(states, 3)
+    )
+    np.testing.assert_allclose(marginals, single, atol=0.04)
+
+    start = dca.profile_params(single)
+    assert float(jnp.abs(fitted["fields"] - start["fields"]).max()) > 0.2
+    gauged_start, _ = dca.zero_sum_gauge(start["fields"], jnp.zeros((4, 3, 4, 3)))
+    gauged_fit, _ = dca.zero_sum_gauge(
+        result.model.constrain(fitted)["fields"], result.model.coupling_matrix(fitted)
+    )
+    assert float(jnp.abs(gauged_fit - gauged_start).max()) > 0.2
 
 
 def test_fit_rejects_out_of_range_states():
@@ -161,13 +256,58 @@ def test_cli_missing_folder(tmp_path):
 @pytest.mark.skipif(not MSA.exists(), reason="alignment files not found")
 def test_rna_example_small(tmp_path, monkeypatch):
     argv = ["--max-updates", "4", "--chains", "20", "--sweeps", "2", "--check-every", "2",
+            "--fresh-samples", "30", "--fresh-sweeps", "3",
             "--output", str(tmp_path)]  # fmt: skip
     monkeypatch.setattr(sys, "argv", ["dca_rna.py", *argv])
     metrics = runpy.run_path(str(EXAMPLES / "dca_rna.py"))["main"](argv)
     written = json.loads((tmp_path / "metrics.json").read_text())
-    for key in ("pearson", "slope", "updates", "seconds", "num_chains"):
-        assert key in written
+    for key in (
+        "pearson",
+        "slope",
+        "updates",
+        "seconds",
+        "num_chains",
+        "fresh_pearson",
+        "fresh_slope",
+    ):
+        assert key in written  # fmt: skip
     assert written["updates"] == 4
     assert written["pearson"] == pytest.approx(metrics["pearson"])
     assert (tmp_path / "contact_map.png").exists()
     assert (tmp_path / "correlations.png").exists()
+    with np.load(tmp_path / "params.npz") as saved:
+        assert saved["couplings"].shape == (136, 5, 136, 5)
+
+
+@pytest.mark.skipif(not MSA.exists(), reason="alignment files not found")
+def test_protein_example_small(tmp_path):
+    argv = ["--max-updates", "2", "--chains", "10", "--sweeps", "1", "--check-every", "2",
+            "--fresh-samples", "20", "--fresh-sweeps", "2",
+            "--output", str(tmp_path)]  # fmt: skip
+    metrics = runpy.run_path(str(EXAMPLES / "dca_protein.py"))["main"](argv)
+    assert metrics["updates"] == 2
+    assert metrics["effective_sequences"] == pytest.approx(4363.86, abs=0.01)
+    with np.load(tmp_path / "params.npz") as saved:
+        assert saved["couplings"].shape == (53, 21, 53, 21)
+
+
+def test_benchmark_reads_adabmdca_log(tmp_path):
+    """The benchmark finds the first update of each Pearson level in the log table."""
+    benchmark = runpy.run_path(
+        str(EXAMPLES.parent / "benchmarks" / "dca_rf00379.py"), run_name="benchmark"
+    )
+    log = tmp_path / "adabmDCA.log"
+    log.write_text(
+        "[OPTIMIZATION]\nchains: 2000\n\n"
+        "Step  Stage         Pearson  Slope  Elapsed_s\n"
+        "1     optimization  0.10     0.05   0.7\n"
+        "2     optimization  0.96     0.90   1.4\n"
+        "3     optimization  0.97     0.95   2.1\n"
+        "[END]\n"
+    )
+    rows = benchmark["parse_adabmdca_log"](log)
+    assert [row["Step"] for row in rows] == ["1", "2", "3"]
+    history = [(int(r["Step"]), float(r["Elapsed_s"]), float(r["Pearson"]), 0.0)
+               for r in rows]  # fmt: skip
+    assert benchmark["first_reaching"](history, 0.95) == (2, 1.4)
+    assert benchmark["first_reaching"](history, 0.99) is None

@@ -1,4 +1,4 @@
-r"""Boltzmann-machine direct coupling analysis (bmDCA) of sequence alignments.
+r"""Training of bmDCA Potts models on reweighted alignment frequencies.
 
 A fully connected :class:`~numpyro_ebm.models.Potts` model is fitted by
 persistent contrastive divergence to the reweighted frequencies of an
@@ -9,16 +9,12 @@ alignment, with a pseudocount λ:
     f_i(a) ← (1 − λ) f_i(a) + \frac{λ}{q}, \qquad
     f_{ij}(a, b) ← (1 − λ) f_{ij}(a, b) + \frac{λ}{q^2}.
 
-These are the moments of a mixture of the weighted data (weight 1 − λ) and
-the uniform distribution over sequences (weight λ). The learner only receives
-weighted sequences, so the uniform component is represented by K = q·R
-balanced random rows: in every column each state occurs exactly R times, in
-an independent random order per column. Their single-site frequencies are
-exactly 1/q, and their pair frequencies are 1/q² up to a sampling error of
-order 1/(q√K). That error enters the fitted moments multiplied by λ (about
-10⁻⁴ for M_eff ≈ 10³). The data moments used to measure convergence are
-computed from the same weighted rows, so the stopping rule tests exactly
-what the learner fits.
+The Potts energy is linear in the one-hot statistics, so the data term of
+every update is :meth:`~numpyro_ebm.models.Potts.mean_energy` at these
+frequencies, computed once, and an update costs the same for 10³ or 10⁵
+sequences. Training starts from the independent-site (profile) model,
+h_i(a) = log f_i(a) and J = 0, with the chains drawn from it, as adabmDCA
+does, so the one-site frequencies are matched from the first update.
 
 Training stops when the Pearson correlation between the connected
 correlations C_ij(a, b) = f_ij(a, b) − f_i(a) f_j(b) of the data and of the
@@ -33,6 +29,7 @@ a flexible but easy-to-use package for Direct Coupling Analysis. BMC
 Bioinformatics 26.
 """
 
+import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -41,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from numpyro_ebm.estimators.moments import compare_moments, moments
+from numpyro_ebm.estimators.moments import Moments, compare_moments, moments
 from numpyro_ebm.kernels.base import Kernel
 from numpyro_ebm.kernels.local_field import local_field_gibbs
 from numpyro_ebm.learning.learner import MaximumLikelihood
@@ -57,8 +54,8 @@ DEFAULT_NUM_SWEEPS = 10
 DEFAULT_TARGET_PEARSON = 0.95
 # adabmDCA uses 10,000 chains. The cost of an update grows linearly with the chains.
 DEFAULT_NUM_CHAINS = 1000
-# Rows per state of the uniform pseudocount component (K = q · R rows).
-PSEUDOCOUNT_ROWS_PER_STATE = 50
+# Smallest frequency that the profile initialisation takes the log of.
+PROFILE_MIN_FREQUENCY = 1e-6
 # Minimum |i − j| of the pairs listed by top_contacts, the usual cut that
 # leaves out pairs close along the chain.
 DEFAULT_MIN_SEPARATION = 4
@@ -164,71 +161,6 @@ def default_pseudocount(weights: np.ndarray) -> float:
     return float(1.0 / np.sum(weights))
 
 
-def pseudocount_rows(rng_key: PRNGKey, num_sites: int, num_states: int) -> Array:
-    """Draw K = q · R balanced random sequences standing for the uniform distribution.
-
-    Each column contains every state exactly R = ``PSEUDOCOUNT_ROWS_PER_STATE``
-    times, shuffled independently per column.
-
-    Examples
-    --------
-    >>> import jax
-    >>> rows = pseudocount_rows(jax.random.key(0), 3, 2)
-    >>> rows.shape, [int((rows[:, i] == 1).sum()) for i in range(3)]
-    ((100, 3), [50, 50, 50])
-    """
-    column = jnp.repeat(
-        jnp.arange(num_states, dtype=jnp.int32), PSEUDOCOUNT_ROWS_PER_STATE
-    )
-    keys = jax.random.split(rng_key, num_sites)
-    return jax.vmap(lambda key: jax.random.permutation(key, column), out_axes=1)(keys)
-
-
-def training_rows(
-    rng_key: PRNGKey,
-    sequences: np.ndarray,
-    num_states: int,
-    weights: np.ndarray | None = None,
-    pseudocount: float | None = None,
-) -> tuple[Array, Array]:
-    """Return the sequences and weights whose moments are the corrected frequencies.
-
-    The data rows keep their weights scaled to total 1 − λ and the
-    :func:`pseudocount_rows` share the weight λ, so weighted means are those
-    of the pseudocount-corrected frequencies.
-
-    Examples
-    --------
-    >>> import jax
-    >>> rows, w = training_rows(jax.random.key(0), np.array([[0, 1]]), 2,
-    ...                         pseudocount=0.1)
-    >>> rows.shape, round(float(w[0]), 6), round(float(w[1:].sum()), 6)
-    ((101, 2), 0.9, 0.1)
-    """
-    states = _check_sequences(sequences, num_states)
-    weights = (
-        np.ones(states.shape[0]) if weights is None else np.asarray(weights, float)
-    )
-    if (
-        weights.shape != (states.shape[0],)
-        or not np.all(weights >= 0)
-        or weights.sum() <= 0
-    ):
-        raise ValueError(
-            f"`weights` must be {states.shape[0]} non-negative values with a positive "
-            f"sum, one per sequence; got shape {weights.shape}."
-        )
-    if pseudocount is None:
-        pseudocount = default_pseudocount(weights)
-    if not 0.0 <= pseudocount < 1.0:
-        raise ValueError(f"`pseudocount` must be in [0, 1); got {pseudocount}.")
-    uniform = pseudocount_rows(rng_key, states.shape[1], num_states)
-    data_weights = (1.0 - pseudocount) * weights / weights.sum()
-    uniform_weights = np.full(uniform.shape[0], pseudocount / uniform.shape[0])
-    rows = jnp.concatenate([jnp.asarray(states, jnp.int32), uniform])
-    return rows, jnp.asarray(np.concatenate([data_weights, uniform_weights]))
-
-
 def frequencies(
     sequences: np.ndarray,
     num_states: int,
@@ -257,9 +189,9 @@ def frequencies(
     ([[1.0, 0.0], [0.5, 0.5]], 0.5)
     """
     states = _check_sequences(sequences, num_states)
-    weights = (
-        np.ones(states.shape[0]) if weights is None else np.asarray(weights, float)
-    )
+    weights = _check_weights(weights, states.shape[0])
+    if not 0.0 <= pseudocount < 1.0:
+        raise ValueError(f"`pseudocount` must be in [0, 1); got {pseudocount}.")
     stats = moments(
         _categorical_site(states.shape[1], num_states),
         jnp.asarray(states, jnp.int32),
@@ -273,6 +205,55 @@ def frequencies(
     sites = jnp.arange(n)
     pair = pair.at[sites, :, sites, :].set(jax.vmap(jnp.diag)(single))
     return single, pair
+
+
+def frequency_moments(single: Array, pair: Array) -> Moments:
+    """Return the :class:`~numpyro_ebm.estimators.Moments` of given frequencies.
+
+    The layout is that of :func:`~numpyro_ebm.estimators.moments` for a Potts
+    model (feature i·q + a is state a of site i), so the result compares with
+    the moments of model samples by
+    :func:`~numpyro_ebm.estimators.compare_moments`.
+
+    Examples
+    --------
+    >>> single, pair = frequencies(np.array([[0, 1], [1, 1]]), 2)
+    >>> stats = frequency_moments(single, pair)
+    >>> stats.element.tolist(), stats.state.tolist(), float(stats.covariance[0, 2])
+    ([0, 0, 1, 1], [0, 1, 0, 1], 0.0)
+    """
+    num_sites, num_states = single.shape
+    size = num_sites * num_states
+    mean = jnp.asarray(single).reshape(size)
+    second = jnp.asarray(pair).reshape(size, size)
+    return Moments(
+        mean=mean,
+        second_moment=second,
+        covariance=second - jnp.outer(mean, mean),
+        element=np.repeat(np.arange(num_sites), num_states),
+        state=np.tile(np.arange(num_states), num_sites),
+    )
+
+
+def profile_params(single: Array) -> Params:
+    """Return the independent-site model h_i(a) = log f_i(a), J = 0, as Potts parameters.
+
+    Frequencies below ``PROFILE_MIN_FREQUENCY`` are raised to it, so a state
+    never seen without a pseudocount gets a large negative field instead of
+    −∞.
+
+    Examples
+    --------
+    >>> params = profile_params(jnp.array([[0.5, 0.5], [1.0, 0.0]]))
+    >>> np.asarray(params["fields"], float).round(2).tolist(), params["couplings"].shape
+    ([[-0.69, -0.69], [0.0, -13.82]], (2, 2, 2, 2))
+    """
+    single = jnp.asarray(single, dtype=float)
+    num_sites, num_states = single.shape
+    return {
+        "fields": jnp.log(jnp.maximum(single, PROFILE_MIN_FREQUENCY)),
+        "couplings": jnp.zeros((num_sites, num_states, num_sites, num_states)),
+    }
 
 
 def dca_optimizer(
@@ -355,12 +336,14 @@ def fit_dca(
 ) -> DCAResult:
     """Fit a Potts model to an alignment until the Pearson target or ``max_updates``.
 
-    Each update uses the whole alignment (one epoch of one full batch).
+    Every update uses the whole alignment through its frequencies (see
+    :meth:`~numpyro_ebm.learning.MaximumLikelihood.run_full_batch`). A new
+    run starts from the profile model with chains drawn from it.
 
     Parameters
     ----------
     rng_key
-        Key for the pseudocount rows, the chains and the updates.
+        Key for the initial chains and the updates.
     sequences
         Integer states of shape (M, L).
     num_states
@@ -378,7 +361,8 @@ def fit_dca(
     target_pearson
         Pearson correlation of the connected correlations that stops training.
     check_every
-        Updates between two comparisons of chain and data moments.
+        Updates between two comparisons of chain and data moments (and
+        between two calls of ``callbacks``).
     init_state
         Learner state to continue from (``DCAResult.state``).
     monitor
@@ -407,10 +391,10 @@ def fit_dca(
     """
     states = _check_sequences(sequences, num_states)
     _check_positive("max_updates", max_updates)
-    key_rows, key_run = jax.random.split(rng_key)
-    rows, row_weights = training_rows(
-        key_rows, states, num_states, weights, pseudocount
-    )
+    _check_positive("check_every", check_every)
+    weights = _check_weights(weights, states.shape[0])
+    if pseudocount is None:
+        pseudocount = default_pseudocount(weights)
     model = Potts(states.shape[1], num_states) if learner is None else learner.model
     if (model.num_sites, model.num_states) != (states.shape[1], num_states):
         raise ValueError(
@@ -418,205 +402,48 @@ def fit_dca(
             f"alignment needs Potts({states.shape[1]}, {num_states})."
         )
     learner = dca_learner(model) if learner is None else learner
+    single, pair = frequencies(states, num_states, weights, pseudocount)
     if monitor is None:
-        data_moments = moments(model, rows, row_weights)
         monitor = PearsonMonitor(
-            model, data_moments, target=target_pearson, check_every=check_every
+            model,
+            frequency_moments(single, pair),
+            target=target_pearson,
+            check_every=check_every,
         )
     monitor.on_check = on_check
     done = 0 if init_state is None else int(init_state.step)
     converged = bool(monitor.pearson) and monitor.pearson[-1] >= monitor.target
     state = init_state
     if done < max_updates and not converged:
-        result = learner.run(
+        key_chains, key_run = jax.random.split(rng_key)
+        start = {}
+        if init_state is None:
+            start = {
+                "init_params": profile_params(single),
+                "init_position": jax.random.categorical(
+                    key_chains,
+                    jnp.log(single),
+                    shape=(learner.num_chains, model.num_sites),
+                ).astype(jnp.int32),
+            }
+        # Epoch boundaries fall on every multiple of check_every between the
+        # first and the last update, where the monitor checks.
+        epoch = math.gcd(monitor.check_every, done, max_updates)
+        result = learner.run_full_batch(
             key_run,
-            rows,
-            num_epochs=max_updates - done,
-            batch_size=rows.shape[0],
-            weights=row_weights,
+            lambda params: model.mean_energy(params, single, pair),
+            num_updates=max_updates - done,
+            updates_per_epoch=epoch,
             init_state=init_state,
             progress_bar=progress_bar,
             callbacks=[monitor, *callbacks],
+            **start,
         )
         state = result.state
         if not monitor.updates or monitor.updates[-1] != int(state.step):
             monitor.check(state)
         converged = monitor.pearson[-1] >= monitor.target
     return DCAResult(model, state, monitor, converged)
-
-
-def zero_sum_gauge(fields: Array, couplings: Array) -> tuple[Array, Array]:
-    r"""Move Potts parameters to the zero-sum gauge without changing p(σ).
-
-    With ``·`` the mean over a state index,
-
-    .. math::
-
-        J'_{ij}(a, b) = J_{ij}(a, b) − J_{ij}(·, b) − J_{ij}(a, ·) + J_{ij}(·, ·),
-        \qquad
-        h'_i(a) = h_i(a) − h_i(·) + Σ_{j≠i} \left(J_{ij}(a, ·) − J_{ij}(·, ·)\right).
-
-    The energy changes by the same constant for every sequence, so the
-    distribution is unchanged. ``couplings`` is the symmetric J of shape
-    (N, q, N, q) with zero diagonal blocks, as from ``Potts.coupling_matrix``.
-
-    Examples
-    --------
-    >>> h, J = zero_sum_gauge(jnp.ones((2, 2)), jnp.ones((2, 2, 2, 2)).at[0, :, 0].set(0)
-    ...                       .at[1, :, 1].set(0))
-    >>> float(jnp.abs(J).max()), float(jnp.abs(h).max())
-    (0.0, 0.0)
-    """
-    row_mean = couplings.mean(axis=3, keepdims=True)  # J_ij(a, ·)
-    column_mean = couplings.mean(axis=1, keepdims=True)  # J_ij(·, b)
-    total_mean = couplings.mean(axis=(1, 3), keepdims=True)  # J_ij(·, ·)
-    gauged = couplings - row_mean - column_mean + total_mean
-    shift = (row_mean - total_mean)[..., 0].sum(axis=2)  # Σ_j over (N, q, N)
-    gauged_fields = fields - fields.mean(axis=1, keepdims=True) + shift
-    return gauged_fields, gauged
-
-
-def contact_scores(
-    couplings: Array, *, exclude_gap: bool = True, apc: bool = True
-) -> Array:
-    r"""Score residue pairs by the Frobenius norm of zero-sum-gauge couplings, with APC.
-
-    The couplings are moved to the zero-sum gauge over all q states first;
-    then, with ``exclude_gap``, state 0 (the gap) is left out of the norm
-
-    .. math::
-
-        F_{ij} = \sqrt{Σ_{a,b ≥ 1} J'_{ij}(a, b)^2}, \qquad
-        F^{APC}_{ij} = F_{ij} − \frac{F_{i·} F_{·j}}{F_{··}},
-
-    where the means F_i· and F_·· run over pairs i ≠ j (the average product
-    correction, APC). The diagonal of the result is zero.
-
-    Returns
-    -------
-    Array
-        Symmetric scores of shape (N, N).
-
-    Examples
-    --------
-    >>> J = jnp.zeros((3, 2, 3, 2)).at[0, 0, 1, 0].set(1.0).at[1, 0, 0, 0].set(1.0)
-    >>> scores = contact_scores(J, exclude_gap=False, apc=False)
-    >>> round(float(scores[0, 1]), 3), float(scores[0, 2])
-    (0.5, 0.0)
-    """
-    num_sites = couplings.shape[0]
-    _, gauged = zero_sum_gauge(jnp.zeros(couplings.shape[:2]), couplings)
-    if exclude_gap:
-        gauged = gauged[:, 1:, :, 1:]
-    norms = jnp.sqrt(jnp.sum(gauged**2, axis=(1, 3)))
-    off_diagonal = 1.0 - jnp.eye(num_sites)
-    norms = norms * off_diagonal
-    if not apc:
-        return norms
-    site_mean = norms.sum(axis=1) / (num_sites - 1)
-    total_mean = norms.sum() / (num_sites * (num_sites - 1))
-    return (norms - jnp.outer(site_mean, site_mean) / total_mean) * off_diagonal
-
-
-def top_contacts(
-    scores: Array, count: int = 20, *, min_separation: int = DEFAULT_MIN_SEPARATION
-) -> list[tuple[int, int, float]]:
-    """List the ``count`` highest-scoring pairs (i, j, score) with j − i ≥ ``min_separation``.
-
-    Examples
-    --------
-    >>> scores = jnp.array([[0, 1, 5.0], [1, 0, 2], [5, 2, 0]])
-    >>> top_contacts(scores, 1, min_separation=1)
-    [(0, 2, 5.0)]
-    """
-    scores = np.asarray(scores)
-    rows, cols = np.triu_indices(scores.shape[0], k=max(1, min_separation))
-    order = np.argsort(-scores[rows, cols])[:count]
-    return [
-        (int(rows[k]), int(cols[k]), float(scores[rows[k], cols[k]])) for k in order
-    ]
-
-
-def sample_sequences(
-    rng_key: PRNGKey,
-    model: Potts,
-    params: Params,
-    num_samples: int,
-    *,
-    num_sweeps: int = 1000,
-    kernel: Kernel | None = None,
-) -> Array:
-    """Draw sequences from the model by ``num_sweeps`` Gibbs sweeps from random states.
-
-    Each of the ``num_samples`` chains is independent and returns its last
-    state. Choose ``num_sweeps`` well above the energy autocorrelation time.
-
-    Examples
-    --------
-    >>> import jax
-    >>> model = Potts(4, 3)
-    >>> sample_sequences(jax.random.key(0), model, model.init_params(), 5,
-    ...                  num_sweeps=2).shape
-    (5, 4)
-    """
-    _check_positive("num_samples", num_samples)
-    _check_positive("num_sweeps", num_sweeps)
-    kernel = local_field_gibbs(model) if kernel is None else kernel
-    key_init, key_state, key_run = jax.random.split(rng_key, 3)
-    start = jax.random.randint(
-        key_init, (num_samples, model.num_sites), 0, model.num_states, jnp.int32
-    )
-    init_keys = jax.random.split(key_state, num_samples)
-    chains = jax.vmap(kernel.init, in_axes=(0, 0, None))(
-        init_keys, {"x": start}, params
-    )
-
-    @jax.jit
-    def run(chains, key):
-        def sweep(chains, key):
-            keys = jax.random.split(key, num_samples)
-            chains, _ = jax.vmap(kernel.step, in_axes=(0, 0, None))(
-                keys, chains, params
-            )
-            return chains, None
-
-        chains, _ = jax.lax.scan(sweep, chains, jax.random.split(key, num_sweeps))
-        return chains
-
-    return _chain_position(run(chains, key_run))["x"]
-
-
-def sequence_energies(model: Potts, params: Params, sequences: np.ndarray) -> Array:
-    """Return the energies E(σ) of integer sequences of shape (M, L).
-
-    Examples
-    --------
-    >>> model = Potts(2, 2, fields=jnp.array([[1.0, 0.0], [0.0, 0.5]]))
-    >>> sequence_energies(model, model.init_params(), np.array([[0, 1], [1, 1]])).tolist()
-    [-1.5, -0.5]
-    """
-    states = _check_sequences(sequences, model.num_states)
-    return model.energy(params, {"x": jnp.asarray(states, jnp.int32)})
-
-
-def single_mutant_energies(
-    model: Potts, params: Params, reference: np.ndarray
-) -> Array:
-    """Return ΔE[i, a] = E(reference with state a at i) − E(reference), shape (L, q).
-
-    The entry of the reference state itself is zero.
-
-    Examples
-    --------
-    >>> model = Potts(2, 2, fields=jnp.array([[1.0, 0.0], [0.0, 0.0]]))
-    >>> single_mutant_energies(model, model.init_params(), np.array([0, 0])).tolist()
-    [[0.0, 1.0], [0.0, 0.0]]
-    """
-    states = _check_sequences(np.asarray(reference)[None], model.num_states)
-    x = jnp.asarray(states, jnp.int32)
-    local = model.local_fields(params, x)[0]
-    current = jnp.take_along_axis(local, x[0][:, None], axis=1)
-    return current - local
 
 
 def _chain_position(chains) -> dict:
@@ -652,3 +479,13 @@ def _check_sequences(sequences, num_states: int) -> np.ndarray:
 def _check_positive(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
+
+
+def _check_weights(weights, count: int) -> np.ndarray:
+    weights = np.ones(count) if weights is None else np.asarray(weights, float)
+    if weights.shape != (count,) or not np.all(weights >= 0) or weights.sum() <= 0:
+        raise ValueError(
+            f"`weights` must be {count} non-negative values with a positive sum, one "
+            f"per sequence; got shape {weights.shape}."
+        )
+    return weights
