@@ -13,9 +13,13 @@ Three fits:
    has open boundaries: the rest of the lattice acts on its edge spins, so
    their marginal distribution is not the pairwise model of the patch alone.
    The fit absorbs this into larger couplings along the edge and small
-   couplings between non-neighbours, while interior nearest-neighbour
-   couplings stay closest to β. The script reports the mean coupling of
-   interior and edge neighbour pairs and the mean |J| of the other pairs.
+   couplings between non-neighbours. Nearest-neighbour couplings dominate:
+   with the defaults they averaged 0.36–0.45 against a mean |J| of 0.03–0.07
+   for the other pairs. Interior neighbours matched β at T = 2.75 (0.362)
+   but fell below it at T = 2.25 and 1.75 (0.366 and 0.398), likely because
+   most spins of a patch agree there and constrain each coupling less.
+   The script reports the mean coupling of interior and edge neighbour
+   pairs and the mean |J| of the other pairs.
 3. A synthetic check of statistical consistency: B exact samples (by
    enumeration of all 2^N states) of a spin glass with known random
    couplings, fitted by maximum likelihood with the exact model expectation
