@@ -57,7 +57,19 @@ FIXED_OPTIONS = (
     "lr",
     "l2",
     "seed",
+    "check_every",
 )
+
+
+def _positive_int(text: str) -> int:
+    """Parse a positive integer option value."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
+    return value
 
 
 def _add_train(subparsers) -> None:
@@ -109,17 +121,26 @@ def _add_train(subparsers) -> None:
         help="maximum total number of updates (default 2000)",
     )
     parser.add_argument(
-        "--chains", type=int, default=dca.DEFAULT_NUM_CHAINS, help="persistent chains"
+        "--chains",
+        type=_positive_int,
+        default=dca.DEFAULT_NUM_CHAINS,
+        help="persistent chains",
     )
     parser.add_argument(
-        "--sweeps", type=int, default=dca.DEFAULT_NUM_SWEEPS, help="sweeps per update"
+        "--sweeps",
+        type=_positive_int,
+        default=dca.DEFAULT_NUM_SWEEPS,
+        help="sweeps per update",
     )
     parser.add_argument(
         "--lr", type=float, default=dca.DEFAULT_LEARNING_RATE, help="learning rate η"
     )
     parser.add_argument("--l2", type=float, default=0.0, help="L2 penalty coefficient")
     parser.add_argument(
-        "--check-every", type=int, default=10, help="updates between Pearson checks"
+        "--check-every",
+        type=_positive_int,
+        default=10,
+        help="updates between Pearson checks",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument(
@@ -137,9 +158,11 @@ def _add_others(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     sample.add_argument("folder", type=Path, help="output folder of `dca train`")
-    sample.add_argument("--num", type=int, required=True, help="number of sequences")
     sample.add_argument(
-        "--sweeps", type=int, default=1000, help="Gibbs sweeps per chain"
+        "--num", type=_positive_int, required=True, help="number of sequences"
+    )
+    sample.add_argument(
+        "--sweeps", type=_positive_int, default=1000, help="Gibbs sweeps per chain"
     )
     sample.add_argument("--seed", type=int, default=0, help="random seed")
     sample.set_defaults(handler=sample_command)
@@ -150,7 +173,9 @@ def _add_others(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     contacts.add_argument("folder", type=Path, help="output folder of `dca train`")
-    contacts.add_argument("--top", type=int, default=20, help="pairs to print")
+    contacts.add_argument(
+        "--top", type=_positive_int, default=20, help="pairs to print"
+    )
     contacts.add_argument(
         "--min-separation",
         type=int,
@@ -200,7 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     0
     """
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except (ValueError, OSError) as error:
+        # Bad input files and options: one line, not a traceback.
+        print(f"numpyro-ebm: error: {error}", file=sys.stderr)
+        return 2
 
 
 # -- train ---------------------------------------------------------------------
@@ -302,6 +332,12 @@ def train(args) -> int:
     ):
         print(
             f"already reached Pearson {history[1][-1]:.4f} ≥ {config['target_pearson']}"
+        )
+        return 0
+    if init_state is not None and int(init_state.step) >= config["max_updates"]:
+        print(
+            f"already at update {int(init_state.step)}, not below --max-updates "
+            f"{config['max_updates']}; raise --max-updates to continue"
         )
         return 0
     pseudocount = config["pseudocount"]

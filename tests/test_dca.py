@@ -311,3 +311,50 @@ def test_benchmark_reads_adabmdca_log(tmp_path):
                for r in rows]  # fmt: skip
     assert benchmark["first_reaching"](history, 0.95) == (2, 1.4)
     assert benchmark["first_reaching"](history, 0.99) is None
+
+
+def test_fit_rejects_finished_state_and_small_m_eff():
+    sequences = np.random.default_rng(0).integers(0, 3, (40, 4))
+    learner = dca.dca_learner(Potts(4, 3), num_chains=8)
+    result = dca.fit_dca(
+        jax.random.key(0), sequences, 3, learner=learner, max_updates=4, check_every=2
+    )
+    with pytest.raises(ValueError, match="raise `max_updates`"):
+        dca.fit_dca(
+            jax.random.key(0),
+            sequences,
+            3,
+            learner=learner,
+            max_updates=4,
+            init_state=result.state,
+            target_pearson=1.0,
+        )
+    with pytest.raises(ValueError, match="M_eff"):
+        dca.fit_dca(jax.random.key(0), sequences, 3, weights=np.full(40, 1 / 40))
+    with pytest.raises(ValueError, match="finite and non-negative"):
+        dca.frequencies(sequences, 3, weights=-np.ones(40))
+
+
+def test_analysis_edge_cases():
+    scores = dca.contact_scores(jnp.zeros((5, 3, 5, 3)))
+    assert np.all(np.asarray(scores) == 0.0)
+    with pytest.raises(ValueError, match="count"):
+        dca.top_contacts(scores, 0)
+    model = Potts(4, 3)
+    with pytest.raises(ValueError, match="`single` must have shape"):
+        model.mean_energy(model.init_params(), jnp.zeros(3), jnp.zeros((4, 3, 4, 3)))
+
+
+def test_cli_finished_run_and_bad_input(tmp_path, capsys):
+    alignment = tmp_path / "toy.fasta"
+    write_toy_alignment(alignment)
+    folder = tmp_path / "run"
+    assert cli.main(train_argv(alignment, folder, 2)) == 0
+    assert cli.main(train_argv(alignment, folder, 2)) == 0
+    assert "raise --max-updates to continue" in capsys.readouterr().out
+    empty = tmp_path / "empty.fasta"
+    empty.write_text("")
+    assert cli.main(["dca", "train", str(empty), "--output", str(tmp_path / "x")]) == 2
+    assert "numpyro-ebm: error:" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["dca", "train", str(alignment), "--chains", "0"])

@@ -733,7 +733,12 @@ def test_full_batch_resume_and_callbacks():
     "learner_kwargs, run_kwargs, error, match",
     [
         ({"method": "cd"}, {}, ValueError, "method='pcd'"),
-        ({"penalty": Penalty(energy_magnitude=0.1)}, {}, ValueError, "energy_magnitude"),
+        (
+            {"penalty": Penalty(energy_magnitude=0.1)},
+            {},
+            ValueError,
+            "energy_magnitude",
+        ),
         ({}, {"data_energy": 3.0}, TypeError, "data_energy"),
         ({}, {"data_energy": lambda p: p["fields"]}, ValueError, "scalar"),
         ({}, {"num_updates": 0}, ValueError, "num_updates"),
@@ -752,4 +757,26 @@ def test_full_batch_bad_arguments_rejected(learner_kwargs, run_kwargs, error, ma
     with pytest.raises(error, match=match):
         learner.run_full_batch(
             jax.random.key(0), data_energy, progress_bar=False, **arguments
+        )
+
+
+def test_numpy_true_from_callback_stops_and_nan_params_rejected():
+    model, rows, _ = spin_glass_rows()
+    learner = MaximumLikelihood(model, optax.sgd(0.1), num_chains=4)
+    result = learner.run_full_batch(
+        jax.random.key(0),
+        lambda p: jnp.mean(model.energy(p, rows)),
+        num_updates=6,
+        progress_bar=False,
+        callbacks=[lambda epoch, state: np.bool_(epoch >= 2)],
+    )
+    assert int(result.state.step) == 2
+    bad = jax.tree.map(lambda x: x * np.nan, model.init_params())
+    with pytest.raises(ValueError, match="init_params"):
+        learner.run_full_batch(
+            jax.random.key(0),
+            lambda p: jnp.mean(model.energy(p, rows)),
+            num_updates=2,
+            init_params=bad,
+            progress_bar=False,
         )

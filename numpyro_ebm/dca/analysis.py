@@ -105,9 +105,13 @@ def contact_scores(
     norms = norms * off_diagonal
     if not apc:
         return norms
-    site_mean = norms.sum(axis=1) / (num_sites - 1)
-    total_mean = norms.sum() / (num_sites * (num_sites - 1))
-    return (norms - jnp.outer(site_mean, site_mean) / total_mean) * off_diagonal
+    site_mean = norms.sum(axis=1) / max(num_sites - 1, 1)
+    total_mean = norms.sum() / max(num_sites * (num_sites - 1), 1)
+    # All-zero couplings (such as the profile model) have no correction to make.
+    correction = jnp.outer(site_mean, site_mean) / jnp.where(
+        total_mean > 0, total_mean, 1.0
+    )
+    return (norms - correction) * off_diagonal
 
 
 def top_contacts(
@@ -121,6 +125,8 @@ def top_contacts(
     >>> top_contacts(scores, 1, min_separation=1)
     [(0, 2, 5.0)]
     """
+    if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
+        raise ValueError(f"`count` must be a positive integer; got {count!r}.")
     scores = np.asarray(scores)
     rows, cols = np.triu_indices(scores.shape[0], k=max(1, min_separation))
     order = np.argsort(-scores[rows, cols])[:count]

@@ -158,7 +158,14 @@ def default_pseudocount(weights: np.ndarray) -> float:
     >>> default_pseudocount(np.full(4, 0.5))
     0.5
     """
-    return float(1.0 / np.sum(weights))
+    effective = float(np.sum(weights))
+    if effective <= 1.0:
+        raise ValueError(
+            f"the default pseudocount 1/M_eff needs M_eff = Σ weights > 1; the "
+            f"weights sum to {effective:g}. Pass `pseudocount` in [0, 1), or weights "
+            "that count sequences, such as those of sequence_weights."
+        )
+    return 1.0 / effective
 
 
 def frequencies(
@@ -361,8 +368,8 @@ def fit_dca(
     target_pearson
         Pearson correlation of the connected correlations that stops training.
     check_every
-        Updates between two comparisons of chain and data moments (and
-        between two calls of ``callbacks``).
+        Updates between two comparisons of chain and data moments. Ignored
+        when ``monitor`` is given, which keeps its own.
     init_state
         Learner state to continue from (``DCAResult.state``).
     monitor
@@ -373,7 +380,9 @@ def fit_dca(
         Called as ``on_check(update, pearson, slope)`` at each check.
     callbacks
         More learner callbacks ``f(epoch, state)``, run after the monitor, for
-        example to save checkpoints.
+        example to save checkpoints. An epoch is gcd(``check_every``, updates
+        done, ``max_updates``) updates, which is ``check_every`` for a new run
+        whose ``max_updates`` is a multiple of it.
 
     Returns
     -------
@@ -410,9 +419,20 @@ def fit_dca(
             target=target_pearson,
             check_every=check_every,
         )
-    monitor.on_check = on_check
+    if on_check is not None:
+        monitor.on_check = on_check
     done = 0 if init_state is None else int(init_state.step)
     converged = bool(monitor.pearson) and monitor.pearson[-1] >= monitor.target
+    if init_state is None and monitor.pearson:
+        raise ValueError(
+            "`monitor` already holds checks of an earlier run; pass that run's "
+            "`init_state` with it, or leave `monitor` out to start a new run."
+        )
+    if init_state is not None and done >= max_updates and not converged:
+        raise ValueError(
+            f"`init_state` already has {done} updates, not fewer than `max_updates` "
+            f"= {max_updates}; raise `max_updates` to continue training."
+        )
     state = init_state
     if done < max_updates and not converged:
         key_chains, key_run = jax.random.split(rng_key)
@@ -483,9 +503,14 @@ def _check_positive(name: str, value) -> None:
 
 def _check_weights(weights, count: int) -> np.ndarray:
     weights = np.ones(count) if weights is None else np.asarray(weights, float)
-    if weights.shape != (count,) or not np.all(weights >= 0) or weights.sum() <= 0:
+    if weights.shape != (count,):
         raise ValueError(
-            f"`weights` must be {count} non-negative values with a positive sum, one "
-            f"per sequence; got shape {weights.shape}."
+            f"`weights` must have one value per sequence, shape ({count},); got shape "
+            f"{weights.shape}."
+        )
+    if not np.all(np.isfinite(weights) & (weights >= 0)) or weights.sum() <= 0:
+        raise ValueError(
+            "`weights` must be finite and non-negative with a positive sum; got "
+            f"min {weights.min():g}, sum {weights.sum():g}."
         )
     return weights

@@ -700,7 +700,7 @@ class MaximumLikelihood:
                     index + 1, num_epochs, int(state.step), history.postfix()
                 )
                 stop = [callback(index + 1, state) for callback in callbacks or ()]
-                if any(flag is True for flag in stop):
+                if any(_is_true(flag) for flag in stop):
                     break
         except BaseException as error:
             if not isinstance(error, TrainingDivergedError):
@@ -773,6 +773,14 @@ def _weighted_mean(values: Array, weights: Array) -> Array:
     return jnp.sum(values * weights) / jnp.where(total > 0, total, 1.0)
 
 
+def _is_true(flag: Any) -> bool:
+    """Return whether a callback's result is a boolean True (Python, NumPy or JAX)."""
+    if flag is None or np.ndim(flag) != 0:
+        return False
+    value = np.asarray(flag)
+    return value.dtype == np.bool_ and bool(value)
+
+
 def _check_positive_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
@@ -811,6 +819,11 @@ def _check_params(model: EnergyModel, params: Any, name: str) -> None:
             raise ValueError(
                 f"`{name}[{key!r}]` has shape {jnp.shape(params[key])}, but the model "
                 f"expects {jnp.shape(value)}."
+            )
+        if not bool(jnp.all(jnp.isfinite(jnp.asarray(params[key], dtype=float)))):
+            raise ValueError(
+                f"`{name}[{key!r}]` contains NaN or infinite values; pass finite "
+                "parameters."
             )
 
 

@@ -368,6 +368,16 @@ class Potts(EnergyModel):
         >>> float(model.mean_energy(model.init_params(), single, jnp.zeros((2, 2, 2, 2))))
         -1.5
         """
+        shape = (self.num_sites, self.num_states)
+        for name, value, expected in (
+            ("single", single, shape),
+            ("pair", pair, shape + shape),
+        ):
+            if jnp.shape(value) != expected:
+                raise ValueError(
+                    f"`{name}` must have shape {expected} for this model; got "
+                    f"{jnp.shape(value)}."
+                )
         constrained = self.constrain(params)
         couplings = symmetric_potts_couplings(constrained["couplings"])
         return -jnp.sum(constrained["fields"] * single) - 0.5 * jnp.sum(
