@@ -12,9 +12,12 @@
 - ``weights.txt``: the sequence weights.
 
 Running ``dca train`` again with the same output folder continues from
-``state.npz`` with the stored options; ``--max-updates`` and
-``--target-pearson`` may be raised. Ctrl-C saves the state of the last
-completed update before exiting.
+``state.npz`` with the stored options (alignment, alphabet, chains, sweeps,
+step, seed, ``--check-every``, …), whatever the command line says; only
+``--max-updates`` and ``--target-pearson`` may change, and a run already at
+``--max-updates`` stops with a message. ``--restart`` starts over. Ctrl-C
+saves the state of the last completed update before exiting. Bad input
+files and options end with a one-line error and exit status 2.
 """
 
 import argparse
