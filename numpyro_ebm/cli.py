@@ -13,7 +13,7 @@
 
 Running ``dca train`` again with the same output folder continues from
 ``state.npz`` with the stored options (alignment, alphabet, chains, sweeps,
-step, seed, ``--check-every``, …), whatever the command line says; only
+step, seed, ``--check-every``, …), whatever is given on the command line; only
 ``--max-updates`` and ``--target-pearson`` may change, and a run already at
 ``--max-updates`` stops with a message. ``--restart`` starts over. Ctrl-C
 saves the state of the last completed update before exiting. Bad input
