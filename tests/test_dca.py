@@ -358,3 +358,11 @@ def test_cli_finished_run_and_bad_input(tmp_path, capsys):
     assert "numpyro-ebm: error:" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["dca", "train", str(alignment), "--chains", "0"])
+
+
+def test_energies_reject_other_length():
+    model, params = random_potts(jax.random.key(1))
+    with pytest.raises(ValueError, match="5 positions but the model has 4 sites"):
+        dca.sequence_energies(model, params, np.zeros((2, 5), int))
+    with pytest.raises(ValueError, match="one sequence"):
+        dca.single_mutant_energies(model, params, np.zeros((1, 4), int))

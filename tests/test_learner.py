@@ -780,3 +780,23 @@ def test_numpy_true_from_callback_stops_and_nan_params_rejected():
             init_params=bad,
             progress_bar=False,
         )
+
+
+def test_resume_rejects_chains_of_another_kernel():
+    from numpyro_ebm.kernels.local_field import local_field_gibbs
+
+    model, rows, _ = spin_glass_rows()
+    gibbs = MaximumLikelihood(
+        model, optax.sgd(0.1), num_chains=4, kernel=site_gibbs(model)
+    )
+    state = gibbs.run(
+        jax.random.key(0), rows, num_epochs=1, batch_size=40, progress_bar=False
+    ).state
+    other = MaximumLikelihood(
+        model, optax.sgd(0.1), num_chains=4, kernel=local_field_gibbs(model)
+    )
+    with pytest.raises(ValueError, match="kernel of the earlier run"):
+        other.run(
+            None, rows, num_epochs=1, batch_size=40, init_state=state,
+            progress_bar=False,
+        )  # fmt: skip

@@ -194,6 +194,7 @@ def sequence_energies(model: Potts, params: Params, sequences: np.ndarray) -> Ar
     [-1.5, -0.5]
     """
     states = _check_sequences(sequences, model.num_states)
+    _check_length(states, model)
     return model.energy(params, {"x": jnp.asarray(states, jnp.int32)})
 
 
@@ -210,7 +211,14 @@ def single_mutant_energies(
     >>> single_mutant_energies(model, model.init_params(), np.array([0, 0])).tolist()
     [[0.0, 1.0], [0.0, 0.0]]
     """
-    states = _check_sequences(np.asarray(reference)[None], model.num_states)
+    reference = np.asarray(reference)
+    if reference.ndim != 1:
+        raise ValueError(
+            f"`reference` must be one sequence of shape (L,); got shape "
+            f"{reference.shape}."
+        )
+    states = _check_sequences(reference[None], model.num_states)
+    _check_length(states, model)
     x = jnp.asarray(states, jnp.int32)
     local = model.local_fields(params, x)[0]
     current = jnp.take_along_axis(local, x[0][:, None], axis=1)
@@ -252,3 +260,11 @@ def fresh_comparison(
         rng_key, model, params, num_samples, num_sweeps=num_sweeps, kernel=kernel
     )
     return compare_moments(data_moments, moments(model, samples))
+
+
+def _check_length(states: np.ndarray, model: Potts) -> None:
+    if states.shape[1] != model.num_sites:
+        raise ValueError(
+            f"the sequences have {states.shape[1]} positions but the model has "
+            f"{model.num_sites} sites; use sequences of the alignment it was fitted to."
+        )

@@ -744,6 +744,17 @@ class MaximumLikelihood:
                 f"`init_state` contains {count} chains, but {setting} is {expected}; "
                 f"continue with the same {setting}."
             )
+        position = jax.tree.map(lambda x: x[:1], state.chains.position)
+        fresh = jax.eval_shape(
+            lambda: self._init_chains(jax.random.key(0), position, state.params)
+        )
+        if jax.tree.structure(state.chains) != jax.tree.structure(fresh):
+            raise ValueError(
+                f"`init_state.chains` are {type(state.chains).__name__} states, not "
+                f"those of this learner's kernel ({type(fresh).__name__}); continue "
+                "with the kernel of the earlier run, or start from its parameters "
+                "with `init_params=result.params`."
+            )
 
     def _with_chains(self, num_chains: int) -> "MaximumLikelihood":
         learner = object.__new__(type(self))
