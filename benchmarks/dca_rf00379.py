@@ -18,16 +18,18 @@ defaults:
 
 adabmDCA runs as a separate process: ``--adabmdca`` is the path of its
 console script, for example from ``pip install adabmDCA`` in a virtual
-environment of its own, and without it only numpyro_ebm runs. For both, the time per update is
-measured from the end of the first epoch (one update for adabmDCA, from the
-``Elapsed_s`` column of its log; ``--check-every`` updates for numpyro_ebm,
-whose first epoch includes compilation) to the first check that reaches the
-target, and the training time is that rate times the number of updates.
-The times at which each program first reaches Pearson 0.5, 0.8, 0.85, 0.9
-and 0.95 are compared too, so a run that stops at ``--adabmdca-timeout``
-still gives ratios.
-numpyro_ebm checks every ``--check-every`` updates, adabmDCA every update.
-Start-up (reading, reweighting, compilation) is reported separately.
+environment of its own. Without it, only numpyro_ebm runs.
+
+The time per update is measured from the end of the first epoch to the
+first check that reaches the target. adabmDCA's first epoch is one update,
+timed by the ``Elapsed_s`` column of its log. numpyro_ebm's first epoch is
+``--check-every`` updates and includes compilation. The training time is
+that rate times the number of updates. numpyro_ebm checks the Pearson
+correlation every ``--check-every`` updates, adabmDCA every update. The
+times at which each program first reaches Pearson 0.5, 0.8, 0.85, 0.9 and
+0.95 are compared too, so a run that stops at ``--adabmdca-timeout`` still
+gives ratios. Start-up (reading, reweighting, compilation) is reported
+separately.
 
 With ``--equilibrium params.npz`` the script instead follows
 ``--fresh-samples`` fresh chains of a trained model from random sequences

@@ -148,12 +148,12 @@ def test_fit_reaches_target_small():
     assert result.monitor.pearson[-1] >= 0.95
 
 
-def test_trained_marginals_and_moving_gauged_fields():
+def test_training_moves_gauged_fields():
     """Training moves the fields, also in the zero-sum gauge, and fits f_i exactly.
 
     Couplings that grow during training shift the single-site marginals, so
-    the fields must move away from the profile start to keep f_i; in the
-    zero-sum gauge the coupling terms moved into the fields must follow too.
+    the fields must move away from the profile start to keep f_i. In the
+    zero-sum gauge, the coupling terms moved into the fields must follow too.
     The marginals of the trained model are computed by enumerating all 3^4
     states. The fit ends with a noisy gradient step: with 2,000 chains a
     frequency has a standard error of at most 0.011, and η = 0.2 moves a
@@ -313,7 +313,7 @@ def test_benchmark_reads_adabmdca_log(tmp_path):
     assert benchmark["first_reaching"](history, 0.99) is None
 
 
-def test_fit_rejects_finished_state_and_small_m_eff():
+def test_fit_rejects_finished_state():
     sequences = np.random.default_rng(0).integers(0, 3, (40, 4))
     learner = dca.dca_learner(Potts(4, 3), num_chains=8)
     result = dca.fit_dca(
@@ -329,6 +329,10 @@ def test_fit_rejects_finished_state_and_small_m_eff():
             init_state=result.state,
             target_pearson=1.0,
         )
+
+
+def test_fit_rejects_bad_weights():
+    sequences = np.random.default_rng(0).integers(0, 3, (40, 4))
     with pytest.raises(ValueError, match="M_eff"):
         dca.fit_dca(jax.random.key(0), sequences, 3, weights=np.full(40, 1 / 40))
     with pytest.raises(ValueError, match="finite and non-negative"):

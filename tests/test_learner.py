@@ -760,7 +760,7 @@ def test_full_batch_bad_arguments_rejected(learner_kwargs, run_kwargs, error, ma
         )
 
 
-def test_numpy_true_from_callback_stops_and_nan_params_rejected():
+def test_numpy_true_stops_training():
     model, rows, _ = spin_glass_rows()
     learner = MaximumLikelihood(model, optax.sgd(0.1), num_chains=4)
     result = learner.run_full_batch(
@@ -771,6 +771,11 @@ def test_numpy_true_from_callback_stops_and_nan_params_rejected():
         callbacks=[lambda epoch, state: np.bool_(epoch >= 2)],
     )
     assert int(result.state.step) == 2
+
+
+def test_nan_init_params_rejected():
+    model, rows, _ = spin_glass_rows()
+    learner = MaximumLikelihood(model, optax.sgd(0.1), num_chains=4)
     bad = jax.tree.map(lambda x: x * np.nan, model.init_params())
     with pytest.raises(ValueError, match="init_params"):
         learner.run_full_batch(

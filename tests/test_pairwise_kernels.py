@@ -318,9 +318,9 @@ def test_local_field_gibbs_with_extreme_fields(scan):
     for key in jax.random.split(jax.random.key(1), 8):
         keys = jax.random.split(key, 50)
         states, _ = jax.vmap(kernel.step, (0, 0, None))(keys, states, params)
-    # A random scan visits every site within 8 sweeps with probability
+    # A random scan visits every site within 8 sweeps with probability about
     # 1 − 6 (1 − 1/6)^48 ≈ 0.9998 per chain, so a few chains may keep a start
-    # state at one site; a sequential scan sets every site in the first sweep.
+    # state at one site. A sequential scan sets every site in the first sweep.
     agree = np.mean(np.asarray(states.position["x"]) == np.asarray(favoured))
     assert agree >= (1.0 if scan == "sequential" else 0.98)
 

@@ -73,8 +73,8 @@ def contact_scores(
 ) -> Array:
     r"""Score residue pairs by the Frobenius norm of zero-sum-gauge couplings, with APC.
 
-    The couplings are moved to the zero-sum gauge over all q states first;
-    then, with ``exclude_gap``, state 0 (the gap) is left out of the norm
+    The couplings are moved to the zero-sum gauge over all q states first.
+    Then, with ``exclude_gap``, state 0 (the gap) is left out of the norm
 
     .. math::
 

@@ -45,6 +45,7 @@ from numpyro_ebm.learning.learner import MaximumLikelihood
 from numpyro_ebm.learning.penalty import Penalty
 from numpyro_ebm.learning.state import LearnerState
 from numpyro_ebm.models.pairwise import Potts
+from numpyro_ebm.models.validation import check_weights
 from numpyro_ebm.types import Array, Params, PRNGKey
 
 # adabmDCA 2.0 defaults (Rosset et al. 2025): learning rate, sweeps per update
@@ -196,7 +197,7 @@ def frequencies(
     ([[1.0, 0.0], [0.5, 0.5]], 0.5)
     """
     states = _check_sequences(sequences, num_states)
-    weights = _check_weights(weights, states.shape[0])
+    weights = check_weights(weights, states.shape[0])
     if not 0.0 <= pseudocount < 1.0:
         raise ValueError(f"`pseudocount` must be in [0, 1); got {pseudocount}.")
     stats = moments(
@@ -401,7 +402,7 @@ def fit_dca(
     states = _check_sequences(sequences, num_states)
     _check_positive("max_updates", max_updates)
     _check_positive("check_every", check_every)
-    weights = _check_weights(weights, states.shape[0])
+    weights = check_weights(weights, states.shape[0])
     if pseudocount is None:
         pseudocount = default_pseudocount(weights)
     model = Potts(states.shape[1], num_states) if learner is None else learner.model
@@ -425,7 +426,7 @@ def fit_dca(
     converged = bool(monitor.pearson) and monitor.pearson[-1] >= monitor.target
     if init_state is None and monitor.pearson:
         raise ValueError(
-            "`monitor` already holds checks of an earlier run; pass that run's "
+            "`monitor` already contains checks of an earlier run; pass that run's "
             "`init_state` with it, or leave `monitor` out to start a new run."
         )
     if init_state is not None and done >= max_updates and not converged:
@@ -499,18 +500,3 @@ def _check_sequences(sequences, num_states: int) -> np.ndarray:
 def _check_positive(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
-
-
-def _check_weights(weights, count: int) -> np.ndarray:
-    weights = np.ones(count) if weights is None else np.asarray(weights, float)
-    if weights.shape != (count,):
-        raise ValueError(
-            f"`weights` must have one value per sequence, shape ({count},); got shape "
-            f"{weights.shape}."
-        )
-    if not np.all(np.isfinite(weights) & (weights >= 0)) or weights.sum() <= 0:
-        raise ValueError(
-            "`weights` must be finite and non-negative with a positive sum; got "
-            f"min {weights.min():g}, sum {weights.sum():g}."
-        )
-    return weights
